@@ -1,0 +1,1 @@
+"""lego_backend package."""

@@ -1,0 +1,30 @@
+"""Backend configuration: frozen, built from CLI flags (or tests) in one place."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_home() -> Path:
+    """Where `lego serve` and `lego run` keep models and outputs unless told otherwise:
+    $LEGO_HOME, else the current directory (like a ComfyUI checkout)."""
+    return Path(os.environ.get("LEGO_HOME", ".")).resolve()
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    models_dir: Path = field(default_factory=lambda: default_home() / "models")
+    output_dir: Path = field(default_factory=lambda: default_home() / "output")
+    input_dir: Path = field(default_factory=lambda: default_home() / "input")
+    temp_dir: Path = field(default_factory=lambda: default_home() / "temp")
+    data_dir: Path = field(default_factory=lambda: default_home() / "data")  # users, settings
+    extra_model_paths: tuple[Path, ...] = ()  # extra_model_paths.yaml files
+    torch_threads: int | None = None  # None = torch default
+    preview_method: str = "auto"  # "none" | "auto" | "latent2rgb"
+    preview_interval_s: float = 0.2  # minimum time between two previews of one node
+    history_max: int = 10000
+
+    @property
+    def user_dir(self) -> Path:
+        return self.data_dir / "user"
