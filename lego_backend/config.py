@@ -7,9 +7,10 @@ from pathlib import Path
 
 
 def default_home() -> Path:
-    """Where `lego serve` and `lego run` keep models and outputs unless told otherwise:
-    $LEGO_HOME, else the current directory (like a ComfyUI checkout)."""
-    return Path(os.environ.get("LEGO_HOME", ".")).resolve()
+    """Where `lego serve` and `lego run` keep models, inputs and outputs unless told otherwise:
+    $LEGO_HOME, else ~/.lego-diffusion (one store shared by every command, wherever it runs)."""
+    home = os.environ.get("LEGO_HOME")
+    return Path(home).expanduser().resolve() if home else Path.home() / ".lego-diffusion"
 
 
 @dataclass(frozen=True)

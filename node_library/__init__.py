@@ -1,1 +1,15 @@
-"""node_library package."""
+"""Node definitions with ComfyUI's class names, inputs and outputs."""
+from __future__ import annotations
+
+from node_library.registry import NodeRegistry
+
+
+def build_registry() -> NodeRegistry:
+    """Every node this server offers. Imported lazily: node modules pull in torch."""
+    from node_library import conditioning, controlnet, image, latent, loaders, sampling, vae
+
+    registry = NodeRegistry()
+    for module in (loaders, conditioning, sampling, latent, vae, image, controlnet):
+        for spec in module.SPECS:
+            registry.add(spec)
+    return registry

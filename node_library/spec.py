@@ -62,7 +62,8 @@ class NodeOutput:
 
 RunFn = Callable[..., NodeOutput]  # run(ctx, **inputs) -> NodeOutput
 FingerprintFn = Callable[..., Any]  # fingerprint(ctx, **constant_inputs) -> value in cache key
-CheckFn = Callable[..., "str | None"]  # validate(ctx, **constant_inputs) -> error text or None
+# validate(ctx, **constant_inputs) -> None, or (input name, message) for the offending input
+CheckFn = Callable[..., "tuple[str, str] | None"]
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ class NodeSpec:
     # Called with constant inputs before execution; the value joins the cache signature
     # (LoadImage: file hash, so replacing the file re-runs the node).
     fingerprint: FingerprintFn | None = None
-    # Extra validation on constant inputs (file exists, ...); a message = custom_validation_failed.
+    # Extra validation on constant inputs (file exists, sampler supported, ...): a returned
+    # (input, message) becomes custom_validation_failed.
     validate: CheckFn | None = None
     # Names of inputs whose range/combo checks `validate` replaces (ComfyUI's VALIDATE_INPUTS).
     validate_takes: tuple[str, ...] = ()

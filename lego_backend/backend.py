@@ -1,0 +1,266 @@
+"""Backend: owns the node registry, model store, services, queue, cache and history, and the
+worker that runs prompts. Created once (in the app's lifespan or by `lego run`)."""
+from __future__ import annotations
+
+import copy
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from lego_backend.config import BackendConfig
+from lego_backend.dataplane.store import TensorStore
+from lego_backend.errors import DuplicatePromptError, GraphValidationError, ValidationReason
+from lego_backend.graph.compiler import CompileOptions, compile_graph
+from lego_backend.graph.graph import to_graph
+from lego_backend.graph.plan import ExecutionPlan
+from lego_backend.models.store import ModelStore
+from lego_backend.runtime import events as ev
+from lego_backend.runtime.context import Paths, RunContext
+from lego_backend.runtime.executor import execute
+from lego_backend.runtime.output_cache import OutputCache
+from lego_backend.runtime.queue import PromptQueue
+from lego_backend.runtime.records import PromptRecord, PromptRequest, SubmitResult
+from lego_backend.services.pool import ServicePool
+from node_library import build_registry
+from node_library.image_io import list_input_images
+
+Listener = Callable[[ev.Event], None]
+
+
+class Backend:
+    def __init__(self, config: BackendConfig):
+        self.config = config
+        self.registry = build_registry()
+        self.models = ModelStore(config.models_dir, config.extra_model_paths)
+        self.tensors = TensorStore()
+        self.services = ServicePool(self.tensors)
+        self.cache = OutputCache(self.tensors)
+        self.paths = Paths(config.output_dir, config.input_dir, config.temp_dir, self.models)
+        self._queue = PromptQueue()
+        self._lock = threading.Lock()
+        self._history: OrderedDict[str, PromptRecord] = OrderedDict()
+        self._plans: dict[str, ExecutionPlan] = {}
+        self._running: PromptRecord | None = None
+        self._running_node: str | None = None
+        self._cancel = threading.Event()
+        self._listeners: list[Listener] = []
+        self._counter = 0
+        self._worker: threading.Thread | None = None
+        self._stopping = False
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        for d in (self.config.output_dir, self.config.input_dir, self.config.temp_dir,
+                  self.config.user_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        if self.config.torch_threads:
+            import torch
+            torch.set_num_threads(self.config.torch_threads)
+        self._worker = threading.Thread(target=self._work, name="lego-worker", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._cancel.set()
+        self._queue.close()
+        if self._worker is not None:
+            self._worker.join(timeout=30)
+
+    # --- graph surface -----------------------------------------------------------------------------
+    def list_choices(self, folder: str) -> list[str]:
+        if folder == "input_images":
+            return list_input_images(self.config.input_dir)
+        return self.models.list(folder) or []
+
+    def object_info(self) -> dict[str, Any]:
+        return self.registry.object_info(self.list_choices)
+
+    def list_models(self, folder: str) -> list[str] | None:
+        if folder not in self.models.folders():
+            return None
+        return self.models.list(folder)
+
+    def model_folders(self) -> dict[str, list[str]]:
+        return {k: [str(p) for p in v] for k, v in self.models.folders().items()}
+
+    def convert_workflow(self, workflow: dict[str, Any]) -> dict[str, Any]:
+        from comfy_compat.workflow_format import workflow_to_prompt
+        return workflow_to_prompt(workflow, self.registry)
+
+    def compile(self, prompt: dict[str, Any],
+                partial_targets: list[str] | None = None) -> ExecutionPlan:
+        if not isinstance(prompt, dict):
+            raise GraphValidationError(ValidationReason(
+                "invalid_prompt", "Cannot execute because the prompt is not a JSON object.",
+                type(prompt).__name__, {}), {})
+        options = CompileOptions(self.list_choices, self.paths, partial_targets)
+        return compile_graph(to_graph(prompt), self.registry, options)
+
+    # --- queue -------------------------------------------------------------------------------------
+    def submit(self, request: PromptRequest) -> SubmitResult:
+        plan = self.compile(request.prompt, request.partial_execution_targets)
+        with self._lock:
+            pid = request.prompt_id or str(uuid.uuid4())
+            if self._known(pid):
+                raise DuplicatePromptError(f"prompt_id already exists: {pid}")
+            if request.number is not None:
+                number = float(request.number)
+            else:
+                self._counter += 1
+                number = float(-self._counter if request.front else self._counter)
+            extra = copy.deepcopy(request.extra_data or {})
+            extra["client_id"] = request.client_id
+            extra.setdefault("create_time", int(time.time() * 1000))
+            record = PromptRecord(pid, number, plan.prompt, extra, list(plan.outputs),
+                                  create_time=extra["create_time"])
+            self._plans[pid] = plan
+            self._queue.put(record)
+        self._emit_queue_status()
+        return SubmitResult(pid, number, plan.node_errors)
+
+    def _known(self, pid: str) -> bool:
+        running = self._running is not None and self._running.prompt_id == pid
+        return running or pid in self._queue or pid in self._history
+
+    def queue_remaining(self) -> int:
+        return len(self._queue) + (1 if self._running is not None else 0)
+
+    def queue_items(self) -> tuple[list[PromptRecord], list[PromptRecord]]:
+        running = self._running
+        return ([running] if running is not None else []), self._queue.pending()
+
+    def delete_queued(self, prompt_ids: list[str]) -> None:
+        for pid in prompt_ids:
+            if self._queue.delete(pid):
+                self._plans.pop(pid, None)
+        self._emit_queue_status()
+
+    def clear_queue(self) -> None:
+        for pid in self._queue.clear():
+            self._plans.pop(pid, None)
+        self._emit_queue_status()
+
+    def interrupt(self, prompt_id: str | None = None) -> bool:
+        running = self._running
+        if running is None or (prompt_id is not None and running.prompt_id != prompt_id):
+            return False
+        self._cancel.set()
+        return True
+
+    def cancel(self, prompt_id: str) -> bool:
+        if self._queue.delete(prompt_id):
+            self._plans.pop(prompt_id, None)
+            self._emit_queue_status()
+            return True
+        return self.interrupt(prompt_id)
+
+    def free(self, unload_models: bool, free_memory: bool) -> None:
+        if unload_models:
+            self.services.unload_all()
+        if free_memory and self._running is None:
+            self.cache.clear()
+
+    # --- history -----------------------------------------------------------------------------------
+    def history(self) -> list[PromptRecord]:
+        with self._lock:
+            return list(self._history.values())
+
+    def record(self, prompt_id: str) -> PromptRecord | None:
+        running = self._running
+        if running is not None and running.prompt_id == prompt_id:
+            return running
+        for rec in self._queue.pending():
+            if rec.prompt_id == prompt_id:
+                return rec
+        with self._lock:
+            return self._history.get(prompt_id)
+
+    def delete_history(self, prompt_ids: list[str]) -> None:
+        with self._lock:
+            for pid in prompt_ids:
+                self._history.pop(pid, None)
+
+    def clear_history(self) -> None:
+        with self._lock:
+            self._history.clear()
+
+    # --- events ------------------------------------------------------------------------------------
+    def add_listener(self, listener: Listener) -> Callable[[], None]:
+        with self._lock:
+            self._listeners.append(listener)
+
+        def remove() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+        return remove
+
+    def running_node(self, client_id: str) -> tuple[str, str] | None:
+        running, node = self._running, self._running_node
+        if running is None or node is None or running.client_id != client_id:
+            return None
+        return running.prompt_id, node
+
+    def _emit(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Executing):
+            self._running_node = event.node
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(event)
+
+    def _emit_queue_status(self) -> None:
+        self._emit(ev.QueueStatus("", None, queue_remaining=self.queue_remaining()))
+
+    # --- worker ------------------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stopping:
+            record = self._queue.get(timeout=0.5)
+            if record is None:
+                continue
+            self.run_record(record)
+
+    def run_next(self) -> PromptRecord | None:
+        """Run the next queued prompt in the calling thread (for `lego run`, which has no
+        worker); returns its finished record, or None if the queue is empty."""
+        record = self._queue.get(timeout=0)
+        if record is not None:
+            self.run_record(record)
+        return record
+
+    def run_record(self, record: PromptRecord) -> None:
+        """Run one queued prompt to its end (the worker's body; `lego run` calls it directly)."""
+        plan = self._plans.pop(record.prompt_id)
+        self._cancel.clear()
+        self._running, self._running_node = record, None
+        record.status = "running"
+        record.start_time = int(time.time() * 1000)
+        self._emit_queue_status()
+        extra = record.extra_data
+        ctx = RunContext(self.paths, self.tensors, self.services.call, self._emit, self._cancel,
+                         record.prompt_id, record.client_id, record.prompt,
+                         extra.get("extra_pnginfo"),
+                         preview_method=str(extra.get("preview_method", self.config.preview_method)),
+                         preview_interval_s=self.config.preview_interval_s)
+        try:
+            self.cache.trim()
+            execute(record, plan, ctx, self.cache)
+        except Exception as exc:  # a bug outside any node: fail this prompt, keep serving
+            record.status = "error"
+            failure = ev.ExecutionError(record.prompt_id, record.client_id,
+                                        exception_message=str(exc),
+                                        exception_type=type(exc).__name__)
+            record.messages.append(failure)
+            self._emit(failure)
+        finally:
+            record.end_time = int(time.time() * 1000)
+            with self._lock:
+                self._history[record.prompt_id] = record
+                while len(self._history) > self.config.history_max:
+                    self._history.popitem(last=False)
+            self._running, self._running_node = None, None
+            self._emit(ev.PromptDone(record.prompt_id, record.client_id))
+            self._emit_queue_status()

@@ -1,0 +1,104 @@
+"""`lego` command line: run a workflow headless, serve the ComfyUI-compatible API, build the
+demo models. User mistakes print a clear message and exit non-zero, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from lego_backend.config import BackendConfig, default_home
+
+
+def _config(args: argparse.Namespace) -> BackendConfig:
+    home = default_home()
+    models = Path(args.models).resolve() if getattr(args, "models", None) else home / "models"
+    output = Path(args.output).resolve() if getattr(args, "output", None) else home / "output"
+    data = Path(args.data).resolve() if getattr(args, "data", None) else home / "data"
+    inp = Path(args.input).resolve() if getattr(args, "input", None) else home / "input"
+    extra = tuple(Path(p) for p in (getattr(args, "extra_model_paths_config", None) or []))
+    default_extra = models.parent / "extra_model_paths.yaml"
+    if not extra and default_extra.is_file():
+        extra = (default_extra,)
+    return BackendConfig(models_dir=models, output_dir=output, input_dir=inp,
+                         temp_dir=home / "temp", data_dir=data, extra_model_paths=extra,
+                         torch_threads=getattr(args, "threads", None))
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--models", help="models root with ComfyUI's folder layout "
+                                    "(default: $LEGO_HOME/models, ~/.lego-diffusion/models)")
+    p.add_argument("--output", help="output folder (default: $LEGO_HOME/output)")
+    p.add_argument("--input", help="input images folder (default: $LEGO_HOME/input)")
+    p.add_argument("--extra-model-paths-config", action="append",
+                   help="an extra_model_paths.yaml (repeatable)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lego", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a workflow (API or UI format) and save its images")
+    run.add_argument("workflow", help="workflow JSON file")
+    run.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
+                     help="override an input, e.g. 6.text=\"a red circle\" (JSON values allowed)")
+    _common(run)
+
+    serve = sub.add_parser("serve", help="serve the ComfyUI-compatible API and editor")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8188)
+    serve.add_argument("--data", help="users/settings folder (default: $LEGO_HOME/data)")
+    _common(serve)
+
+    demo = sub.add_parser("demo-models", help="build the tiny offline demo models")
+    demo.add_argument("--models")
+    demo.add_argument("--if-missing", action="store_true", help="do nothing if present")
+
+    conv = sub.add_parser("convert", help="UI-format workflow -> API-format prompt on stdout")
+    conv.add_argument("workflow")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        from lego_backend.run_command import run_workflow
+        return run_workflow(args, _config(args))
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "demo-models":
+        return _demo(args)
+    if args.command == "convert":
+        from lego_backend.run_command import convert_command
+        return convert_command(args)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from comfy_compat.server import serve
+    from lego_backend.backend import Backend
+
+    config = _config(args)
+    backend = Backend(config)
+    print(f"lego: models {config.models_dir}, output {config.output_dir}", file=sys.stderr)
+    serve(backend, host=args.host, port=args.port)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from lego_backend.models.demo import build_demo_models, demo_models_present
+
+    models = Path(args.models).resolve() if args.models else default_home() / "models"
+    if args.if_missing and demo_models_present(models):
+        print(f"demo models present in {models}")
+        return 0
+    for kind, path in build_demo_models(models).items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

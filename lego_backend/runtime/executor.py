@@ -1,0 +1,128 @@
+"""Runs one validated prompt: cache lookups, then each needed step in dependency order, emitting
+ComfyUI's event sequence. Node errors become typed events; nothing here knows HTTP."""
+from __future__ import annotations
+
+import math
+import traceback
+import uuid
+from typing import Any
+
+from lego_backend.errors import NodeExecutionError, PromptCancelled
+from lego_backend.graph.cache_key import signatures
+from lego_backend.graph.plan import ExecutionPlan, Step
+from lego_backend.runtime import events as ev
+from lego_backend.runtime.context import RunContext
+from lego_backend.runtime.output_cache import CachedOutput, OutputCache
+from lego_backend.runtime.records import PromptRecord
+
+
+def _needed(plan: ExecutionPlan, sigs: dict[str, str], cache: OutputCache) -> list[str]:
+    """Steps to run: walk up from the outputs and stop at cached nodes."""
+    need: set[str] = set()
+    stack = list(plan.outputs)
+    while stack:
+        nid = stack.pop()
+        if nid in need or sigs[nid] in cache:
+            continue
+        need.add(nid)
+        stack.extend(plan.steps[nid].upstream)
+    return [nid for nid in plan.steps if nid in need]
+
+
+def _fingerprint(ctx: RunContext, step: Step) -> Any:
+    if step.spec.fingerprint is None:
+        return None
+    try:
+        value = step.spec.fingerprint(ctx, **step.constants)
+    except Exception:  # a failing fingerprint means "always re-run", as in ComfyUI
+        value = float("nan")
+    if isinstance(value, float) and math.isnan(value):
+        return uuid.uuid4().hex
+    return value
+
+
+def execute(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext,
+            cache: OutputCache) -> None:
+    """Run the prompt; raises nothing: the outcome is in the record and the events."""
+    emit = ctx.emit
+    pid, cid = record.prompt_id, record.client_id
+
+    def status(event: ev.Event) -> None:
+        record.messages.append(event)
+        emit(event)
+
+    status(ev.ExecutionStart(pid, cid))
+    sigs = signatures(plan, lambda step: _fingerprint(ctx, step))
+    cached = [nid for nid in plan.steps if sigs[nid] in cache]
+    status(ev.ExecutionCached(pid, cid, nodes=tuple(cached)))
+    values: dict[str, tuple[Any, ...]] = {}
+    executed: list[str] = []
+    for nid in cached:
+        hit = cache.get(sigs[nid])
+        if hit is None:
+            continue
+        values[nid] = hit.result
+        if nid in plan.outputs and hit.ui is not None:
+            record.outputs[nid] = hit.ui
+            emit(ev.Executed(pid, cid, node=nid, display_node=nid, output=hit.ui))
+    step: Step | None = None
+    try:
+        for nid in _needed(plan, sigs, cache):
+            step = plan.steps[nid]
+            ctx.check_interrupt()
+            ctx.node_id = nid
+            ctx.set_state(nid, "running", 0, 1)
+            emit(ev.Executing(pid, cid, node=nid, display_node=nid))
+            inputs = dict(step.constants)
+            for name, link in step.links.items():
+                inputs[name] = values[link.node_id][link.slot]
+            out = _run(step, ctx, inputs, executed)
+            cache.put(sigs[nid], CachedOutput(tuple(out.result), out.ui))
+            ctx.release_scratch()
+            values[nid] = tuple(out.result)
+            executed.append(nid)
+            ctx.set_state(nid, "finished", 1, 1)
+            if out.ui is not None:
+                record.outputs[nid] = out.ui
+                emit(ev.Executed(pid, cid, node=nid, display_node=nid, output=out.ui))
+    except PromptCancelled:
+        ctx.release_scratch()
+        record.status = "interrupted"
+        status(ev.ExecutionInterrupted(pid, cid, node_id=step.node_id if step else None,
+                                       node_type=step.class_type if step else None,
+                                       executed=tuple(cached + executed)))
+        return
+    except NodeExecutionError as err:
+        ctx.release_scratch()
+        record.status = "error"
+        if step is not None:
+            ctx.set_state(step.node_id, "error", 0, 1)
+        status(ev.ExecutionError(pid, cid, node_id=err.node_id, node_type=err.class_type,
+                                 executed=tuple(cached + executed),
+                                 exception_message=err.message,
+                                 exception_type=err.exception_type,
+                                 traceback=tuple(err.traceback),
+                                 current_inputs=err.current_inputs))
+        return
+    record.status = "success"
+    status(ev.ExecutionSuccess(pid, cid))
+
+
+def _describe(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return type(value).__name__
+
+
+def _run(step: Step, ctx: RunContext, inputs: dict[str, Any], executed: list[str]) -> Any:
+    try:
+        return step.spec.run(ctx, **inputs)
+    except PromptCancelled:
+        raise
+    except Exception as exc:  # any node failure becomes execution_error, never a crash
+        raise NodeExecutionError(
+            step.node_id, step.class_type, str(exc) or type(exc).__name__,
+            f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+            traceback.format_exception(exc),
+            {k: [_describe(v)] for k, v in inputs.items()}, list(executed)) from exc
+

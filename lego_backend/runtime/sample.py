@@ -1,0 +1,89 @@
+"""One KSampler run for one request: noise, sigmas, the sampler generator and the guided
+denoiser that answers its requests through the model services."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+
+from lego_backend.runtime.guidance import GuidedDenoiser
+from lego_backend.runtime.latent_format import latent_format
+from lego_backend.sampling import (DiscreteSchedule, GuidedPrediction, advanced_sigmas,
+                                   make_sampler, prepare_noise, run_sampler, sampling_sigmas)
+from node_library.values import CondEntry, Latent, ModelRef
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    model: ModelRef
+    seed: int
+    steps: int
+    cfg: float
+    sampler_name: str
+    scheduler: str
+    positive: tuple[CondEntry, ...]
+    negative: tuple[CondEntry, ...]
+    latent: Latent
+    denoise: float = 1.0
+    add_noise: bool = True
+    start_at_step: int | None = None  # KSamplerAdvanced only
+    end_at_step: int | None = None
+    return_with_leftover_noise: bool = False
+
+
+def schedule_for(model: ModelRef) -> DiscreteSchedule:
+    return DiscreteSchedule.from_config(prediction_type=model.prediction_type)
+
+
+def sample(ctx: Any, req: SampleRequest) -> Latent:
+    schedule = schedule_for(req.model)
+    fmt = latent_format(req.model.denoiser.family)
+    latent_raw = ctx.tensor(req.latent.samples).float()
+    if req.start_at_step is None:
+        sigmas = sampling_sigmas(schedule, req.scheduler, req.steps, req.denoise)
+    else:
+        full = sampling_sigmas(schedule, req.scheduler, req.steps, 1.0)
+        sigmas = advanced_sigmas(full, req.start_at_step, req.end_at_step,
+                                 req.return_with_leftover_noise)
+    if len(sigmas) < 2:  # nothing to do (denoise 0, or start >= end)
+        return req.latent
+    x0 = latent_raw * fmt.scale_factor
+    noise = (prepare_noise(tuple(latent_raw.shape), req.seed) if req.add_noise
+             else torch.zeros_like(latent_raw))
+    first = float(sigmas[0])
+    x = schedule.noise_scaling(sigmas[0], noise, x0, schedule.is_max_denoise(first))
+    mask = None
+    if req.latent.noise_mask is not None:
+        mask = _mask_like(ctx.tensor(req.latent.noise_mask), x)
+    guided = GuidedDenoiser(ctx, req.model, schedule, req.positive, req.negative, req.cfg)
+
+    def denoise(request: Any) -> Any:
+        xin = request.x
+        if mask is not None:  # inpainting: keep the unmasked area on the original's noise path
+            xin = xin * mask + schedule.noise_scaling(request.sigma, noise, x0, False) * (1 - mask)
+        if request.needs_uncond:
+            d, u = guided(xin, request.sigma, want_uncond=True)
+            if mask is not None:
+                d, u = d * mask + x0 * (1 - mask), u * mask + x0 * (1 - mask)
+            return GuidedPrediction(d, u)
+        d = guided(xin, request.sigma)
+        return d * mask + x0 * (1 - mask) if mask is not None else d
+
+    def on_step(step: int, total: int, x_now: torch.Tensor, denoised: torch.Tensor) -> None:
+        ctx.progress(step + 1, total, preview=denoised)
+
+    gen = make_sampler(req.sampler_name, x, sigmas, seed=req.seed)
+    out = run_sampler(gen, denoise, on_step)
+    if mask is not None:
+        out = out * mask + x0 * (1 - mask)
+    out = schedule.inverse_noise_scaling(sigmas[-1], out) / fmt.scale_factor
+    return replace(req.latent, samples=ctx.put(out.contiguous()))
+
+
+def _mask_like(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    m = mask.reshape(-1, 1, mask.shape[-2], mask.shape[-1]).float()
+    m = torch.nn.functional.interpolate(m, size=x.shape[-2:], mode="bilinear",
+                                        align_corners=False)
+    reps = -(-x.shape[0] // m.shape[0])
+    return m.repeat(reps, 1, 1, 1)[: x.shape[0]].expand(-1, x.shape[1], -1, -1)

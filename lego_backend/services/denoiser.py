@@ -1,0 +1,52 @@
+"""Denoiser service: one UNet forward for a batch of (scaled latent, timestep, context) rows.
+Calls from different requests with the same batch key are concatenated into one forward; the
+sampling math (sigmas, CFG, solver state) stays with each request (lego_backend/runtime/denoise.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from lego_backend.models import loading
+from lego_backend.services.lora_merge import merge_adapters
+from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
+
+
+class DenoiserService(ModelService):
+    """ops: unet(x, t, context, down?, mid?) -> model output handle, same shape as x.
+    x: [n, C, h, w] already scaled by c_in; t: [n] continuous timesteps; context: [n, L, d];
+    down/mid: ControlNet residual handles (optional)."""
+
+    model: Any = None
+
+    def load(self) -> None:
+        self.model = loading.load_unet(self.spec.path)
+        merge_adapters(self.model, self.spec.adapters, "unet")
+        self.model.eval().requires_grad_(False)
+
+    def unload(self) -> None:
+        self.model = None
+        super().unload()
+
+    def resident_bytes(self) -> int:
+        return module_bytes(self.model) if self.loaded else 0
+
+    def batch_key(self, call: ServiceCall) -> tuple[Any, ...] | None:
+        a = call.args
+        return (tuple(a["x"].shape[1:]), tuple(a["context"].shape[1:]), "down" in a)
+
+    @torch.inference_mode()
+    def _run(self, calls: list[ServiceCall]) -> list[Any]:
+        get = self.store.get
+        sizes = [c.args["x"].shape[0] for c in calls]
+        x = torch.cat([get(c.args["x"]) for c in calls])
+        t = torch.cat([get(c.args["t"]) for c in calls])
+        ctx = torch.cat([get(c.args["context"]) for c in calls])
+        extra: dict[str, Any] = {}
+        if "down" in calls[0].args:
+            n_down = len(calls[0].args["down"])
+            extra["down_block_additional_residuals"] = [
+                torch.cat([get(c.args["down"][i]) for c in calls]) for i in range(n_down)]
+            extra["mid_block_additional_residual"] = torch.cat([get(c.args["mid"]) for c in calls])
+        out = self.model(x, t, encoder_hidden_states=ctx, return_dict=False, **extra)[0]
+        return [self.store.put(part) for part in torch.split(out, sizes)]
