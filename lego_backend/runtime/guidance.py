@@ -83,7 +83,7 @@ class GuidedDenoiser:
         x_rows = x.repeat(n, 1, 1, 1)
         s_rows = sigma.repeat(n)
         x_in = self.schedule.scale_input(x_rows, _bcast(s_rows, x_rows))
-        t = self.schedule.timestep(s_rows).float()
+        t = self.schedule.nearest_timestep(s_rows).float()  # ComfyUI: nearest table entry
         context = torch.cat([ctx.tensor(j.entry.cond).expand(b, -1, -1) for j in jobs])
         args: dict[str, Any] = {"x": ctx.put(x_in), "t": ctx.put(t), "context": ctx.put(context)}
         residuals = self._control(control, x_in, t, context, float(sigma[0]))

@@ -10,7 +10,7 @@ import torch
 from lego_backend.runtime.guidance import GuidedDenoiser
 from lego_backend.runtime.latent_format import latent_format
 from lego_backend.sampling import (DiscreteSchedule, GuidedPrediction, advanced_sigmas,
-                                   make_sampler, prepare_noise, run_sampler, sampling_sigmas)
+                                   build_sampler, prepare_noise, run_sampler, sampling_sigmas)
 from node_library.values import CondEntry, Latent, ModelRef
 
 
@@ -41,9 +41,10 @@ def sample(ctx: Any, req: SampleRequest) -> Latent:
     fmt = latent_format(req.model.denoiser.family)
     latent_raw = ctx.tensor(req.latent.samples).float()
     if req.start_at_step is None:
-        sigmas = sampling_sigmas(schedule, req.scheduler, req.steps, req.denoise)
+        sigmas = sampling_sigmas(schedule, req.scheduler, req.steps, req.denoise,
+                                 req.sampler_name)
     else:
-        full = sampling_sigmas(schedule, req.scheduler, req.steps, 1.0)
+        full = sampling_sigmas(schedule, req.scheduler, req.steps, 1.0, req.sampler_name)
         sigmas = advanced_sigmas(full, req.start_at_step, req.end_at_step,
                                  req.return_with_leftover_noise)
     if len(sigmas) < 2:  # nothing to do (denoise 0, or start >= end)
@@ -73,7 +74,7 @@ def sample(ctx: Any, req: SampleRequest) -> Latent:
     def on_step(step: int, total: int, x_now: torch.Tensor, denoised: torch.Tensor) -> None:
         ctx.progress(step + 1, total, preview=denoised)
 
-    gen = make_sampler(req.sampler_name, x, sigmas, seed=req.seed)
+    gen = build_sampler(req.sampler_name, x, sigmas, req.seed)
     out = run_sampler(gen, denoise, on_step)
     if mask is not None:
         out = out * mask + x0 * (1 - mask)
