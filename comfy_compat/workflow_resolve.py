@@ -16,7 +16,7 @@ from comfy_compat.workflow_widgets import primitive_value
 
 MUTED, BYPASSED = 2, 4
 MAX_SUBGRAPH_DEPTH = 16  # nesting of subgraph instances; guards against huge expansions
-MAX_HOPS = 10_000  # links followed for one input; a longer chain is a cycle or an attack
+MAX_HOPS = 128  # editor-only hops for one input (real files: <20); bounds recursion depth
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 
 
