@@ -17,8 +17,10 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e .
-	# The CLIP BPE vocabulary ships inside open-clip-torch; we only read its data file.
-	$(BIN)/pip install -q --no-deps open-clip-torch==3.3.0
+	# Data-only packages, without their heavy dependencies: the CLIP BPE vocabulary ships inside
+	# open-clip-torch (we only read its data file); the editor's templates come as JSON packages.
+	$(BIN)/pip install -q --no-deps open-clip-torch==3.3.0 \
+		comfyui-workflow-templates-core==0.3.388 comfyui-workflow-templates-json==0.1.123
 	touch $@
 
 $(TEST_STAMP): $(STAMP)

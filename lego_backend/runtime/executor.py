@@ -62,14 +62,17 @@ def execute(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext,
         if hit is None:
             continue
         values[nid] = hit.result
-        if nid in plan.outputs and hit.ui is not None:
-            record.outputs[nid] = hit.ui
-            emit(ev.Executed(pid, cid, node=nid, display_node=nid, output=hit.ui))
+        _report_ui(record, ctx, nid, hit.ui)
     step: Step | None = None
     try:
         for nid in _needed(plan, sigs, cache):
             step = plan.steps[nid]
             ctx.check_interrupt()
+            twin = cache.get(sigs[nid])
+            if twin is not None:  # an identical sub-graph earlier in this prompt already ran
+                values[nid] = twin.result
+                _report_ui(record, ctx, nid, twin.ui)
+                continue
             ctx.node_id = nid
             ctx.set_state(nid, "running", 0, 1)
             emit(ev.Executing(pid, cid, node=nid, display_node=nid))
@@ -82,9 +85,7 @@ def execute(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext,
             values[nid] = tuple(out.result)
             executed.append(nid)
             ctx.set_state(nid, "finished", 1, 1)
-            if out.ui is not None:
-                record.outputs[nid] = out.ui
-                emit(ev.Executed(pid, cid, node=nid, display_node=nid, output=out.ui))
+            _report_ui(record, ctx, nid, out.ui)
     except PromptCancelled:
         ctx.release_scratch()
         record.status = "interrupted"
@@ -106,6 +107,16 @@ def execute(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext,
         return
     record.status = "success"
     status(ev.ExecutionSuccess(pid, cid))
+
+
+def _report_ui(record: PromptRecord, ctx: RunContext, node_id: str,
+               ui: dict[str, Any] | None) -> None:
+    """A node's ui dict goes into the history and out as `executed` (cached ones too)."""
+    if ui is None:
+        return
+    record.outputs[node_id] = ui
+    ctx.emit(ev.Executed(record.prompt_id, record.client_id, node=node_id, display_node=node_id,
+                         output=ui))
 
 
 def _describe(value: Any) -> Any:

@@ -88,3 +88,17 @@ def test_node_failure_is_an_execution_error_and_backend_keeps_serving(backend):
     assert "10" in err.executed
     ok, _ = run(backend, txt2img(steps=2))
     assert ok.status == "success"
+
+
+def test_identical_subgraphs_in_one_prompt_run_once(backend):
+    prompt = txt2img(steps=2)
+    # a second, identical text encode under another id: one of the two runs, the other reuses it
+    prompt["17"] = {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}}
+    prompt["3"]["inputs"]["negative"] = ["17", 0]
+    prompt["7"]["inputs"]["text"] = "blurry"
+    prompt["6"]["inputs"]["text"] = "blurry"  # positive == negative text too
+    record, rec = run(backend, prompt)
+    assert record.status == "success"
+    encoder_calls = backend.services.snapshot()
+    te = [s for s in encoder_calls if s["kind"] == "text_encoder"]
+    assert te[0]["calls_run"] == 1
