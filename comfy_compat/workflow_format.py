@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any
 
 from comfy_compat.workflow_parse import UINode, malformed, parse_workflow
 from comfy_compat.workflow_resolve import (
-    BYPASSED, MUTED, VIRTUAL_TYPES, Const, Ref, Resolver, Scope,
+    BYPASSED,
+    MUTED,
+    VIRTUAL_TYPES,
+    Const,
+    Ref,
+    Resolver,
+    Scope,
 )
 from comfy_compat.workflow_widgets import api_value, widget_values
 from lego_backend.errors import GraphValidationError, ValidationReason
@@ -73,7 +79,8 @@ class _Converter:
             self.prompt[scope.api_id(node.id)] = self._emit(scope, node, spec)
 
     def _emit(self, scope: Scope, node: UINode, spec: NodeSpec) -> dict[str, Any]:
-        inputs = {name: api_value(v) for name, v in widget_values(spec, node.widgets_values).items()}
+        values = widget_values(spec, node.widgets_values)
+        inputs = {name: api_value(value) for name, value in values.items()}
         for index, slot in enumerate(node.inputs):
             if slot.link is None:
                 continue

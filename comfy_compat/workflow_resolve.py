@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from comfy_compat.workflow_parse import (
-    SUBGRAPH_INPUT_ID, SUBGRAPH_OUTPUT_ID, ParsedWorkflow, UIGraph, UILink, UINode, malformed,
+    SUBGRAPH_INPUT_ID,
+    SUBGRAPH_OUTPUT_ID,
+    ParsedWorkflow,
+    UIGraph,
+    UILink,
+    UINode,
+    malformed,
 )
 from comfy_compat.workflow_widgets import primitive_value
 
@@ -82,7 +88,8 @@ class Resolver:
         if prefix in self._scopes:
             return self._scopes[prefix]
         if node.type in scope.chain:
-            raise malformed(f"subgraph {node.type} contains itself", f"node {scope.api_id(node.id)}")
+            raise malformed(f"subgraph {node.type} contains itself",
+                            f"node {scope.api_id(node.id)}")
         if len(scope.chain) >= MAX_SUBGRAPH_DEPTH:
             raise malformed(f"subgraphs nested more than {MAX_SUBGRAPH_DEPTH} deep",
                             f"node {scope.api_id(node.id)}")

@@ -29,6 +29,17 @@ def _fallback(spec: InputSpec) -> tuple[bool, Any]:
     return False, None
 
 
+def _ui_only_slot(spec: InputSpec, value: Any, surplus: bool) -> bool:
+    """Is `value`, right after `spec`'s own value, an editor-only slot?"""
+    if spec.control_after_generate:
+        # Only a control mode counts: very old files were saved before the slot existed and
+        # must not lose their next value.
+        return isinstance(value, str) and value in CONTROL_MODES
+    # The upload slot is "image"/"upload" or a serialized button object; it only counts when
+    # the list really has one value too many for the widgets still to come.
+    return spec.image_upload and surplus
+
+
 def _from_list(widgets: tuple[InputSpec, ...], raw: list[Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     pos = 0
@@ -37,16 +48,8 @@ def _from_list(widgets: tuple[InputSpec, ...], raw: list[Any]) -> dict[str, Any]
             break
         values[spec.name] = raw[pos]
         pos += 1
-        remaining_widgets = len(widgets) - k - 1
-        surplus = len(raw) - pos > remaining_widgets
-        # The control slot is only skipped when it holds a control mode: very old files were
-        # saved before the slot existed and must not lose their next value.
-        if (spec.control_after_generate and pos < len(raw)
-                and isinstance(raw[pos], str) and raw[pos] in CONTROL_MODES):
-            pos += 1
-        # The upload slot is "image"/"upload" or a serialized button object; only skip it when
-        # the list really has one value too many for the widgets still to come.
-        elif spec.image_upload and pos < len(raw) and surplus:
+        surplus = len(raw) - pos > len(widgets) - k - 1
+        if pos < len(raw) and _ui_only_slot(spec, raw[pos], surplus):
             pos += 1
     return values
 

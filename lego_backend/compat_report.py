@@ -190,7 +190,7 @@ def default_template_dir() -> Path | None:
     found = importlib.util.find_spec(TEMPLATE_PACKAGE)
     if found is None or not found.submodule_search_locations:
         return None
-    folder = Path(list(found.submodule_search_locations)[0]) / "templates"
+    folder = Path(next(iter(found.submodule_search_locations))) / "templates"
     return folder if folder.is_dir() else None
 
 
@@ -206,8 +206,8 @@ def _ranking_table(title: str, ranking: list[MissingType], top: int) -> list[str
 def format_report(report: Report, top: int = 15, verbose: bool = False) -> str:
     total = len(report.results)
     local = sum(1 for r in report.results if not r.cloud)
-    lines = [f"templates: {total} ({local} without cloud API nodes); skipped "
-             f"{len(report.skipped)} non-workflow JSON files",
+    lines = [(f"templates: {total} ({local} without cloud API nodes); skipped "
+              f"{len(report.skipped)} non-workflow JSON files"),
              f"  {'':<28} {'all':>5} {'local':>6}"]
     for status, label in (("full", "fully supported"), ("partial", "converts, fails validation"),
                           ("unsupported", "unsupported node types"), ("invalid", "malformed")):
@@ -219,7 +219,8 @@ def format_report(report: Report, top: int = 15, verbose: bool = False) -> str:
                             report.missing_ranking(local_only=True), top)
     path = report.unlock_path(top)
     if path:
-        lines += ["", "greedy unlock order, local templates (add type -> blocked templates that then convert):"]
+        lines += ["", ("greedy unlock order, local templates "
+                       "(add type -> blocked templates that then convert):")]
         lines += [f"  {i + 1:>2}. {t:<40} {n:>4}" for i, (t, n) in enumerate(path)]
     for status, label in (("full", "fully supported"), ("partial", "partially supported")):
         chosen = [r for r in report.results if r.status == status]

@@ -8,7 +8,17 @@ from typing import Any
 
 import pytest
 from workflow_helpers import (
-    DEFAULT_LINKS, default_api, default_graph_nodes, inp, node, small_registry, workflow,
+    DEFAULT_LINKS,
+    S_ID,
+    default_api,
+    default_graph_nodes,
+    inp,
+    node,
+    nodes_by_id,
+    small_registry,
+    subgraph,
+    subgraph_workflow,
+    workflow,
 )
 
 from comfy_compat.workflow_format import workflow_to_prompt
@@ -20,10 +30,6 @@ REG = small_registry()
 
 def convert(data: dict[str, Any]) -> dict[str, Any]:
     return workflow_to_prompt(data, REG)
-
-
-def nodes_by_id(nodes: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    return {n["id"]: n for n in nodes}
 
 
 def test_default_graph_v04_file() -> None:
@@ -224,72 +230,6 @@ def test_every_unsupported_node_type_is_listed_once() -> None:
 
 
 # --- subgraphs -------------------------------------------------------------------------------
-
-S_ID = "11111111-2222-4333-8444-555555555555"  # sampler section
-T_ID = "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee"  # prompts, nested inside S
-
-
-def subgraph(id_: str, inputs: list[tuple[str, str, list[int]]],
-             outputs: list[tuple[str, str, list[int]]], nodes: list[dict[str, Any]],
-             links: list[list[Any]]) -> dict[str, Any]:
-    """A v1-style definition; links given as arrays, stored as objects like the editor does."""
-    keys = ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")
-    return {
-        "id": id_, "version": 1, "state": {}, "revision": 0, "config": {}, "name": id_[:4],
-        "inputNode": {"id": -10, "bounding": [0, 0, 10, 10]},
-        "outputNode": {"id": -20, "bounding": [0, 0, 10, 10]},
-        "inputs": [{"id": f"in{i}", "name": n, "type": t, "linkIds": ids}
-                   for i, (n, t, ids) in enumerate(inputs)],
-        "outputs": [{"id": f"out{i}", "name": n, "type": t, "linkIds": ids}
-                    for i, (n, t, ids) in enumerate(outputs)],
-        "widgets": [], "nodes": nodes, "links": [dict(zip(keys, ln)) for ln in links],
-        "groups": [], "extra": {},
-    }
-
-
-def prompts_subgraph() -> dict[str, Any]:
-    return subgraph(
-        T_ID, [("clip", "CLIP", [201, 202])],
-        [("positive", "CONDITIONING", [203]), ("negative", "CONDITIONING", [204])],
-        [node(1, "CLIPTextEncode", [inp("clip", "CLIP", 201)], ["CONDITIONING"], ["meadow"]),
-         node(2, "CLIPTextEncode", [inp("clip", "CLIP", 202)], ["CONDITIONING"], ["ugly"])],
-        [[201, -10, 0, 1, 0, "CLIP"], [202, -10, 0, 2, 0, "CLIP"],
-         [203, 1, 0, -20, 0, "CONDITIONING"], [204, 2, 0, -20, 1, "CONDITIONING"]])
-
-
-def sampler_subgraph() -> dict[str, Any]:
-    return subgraph(
-        S_ID,
-        [("model", "MODEL", [101]), ("clip", "CLIP", [102]), ("latent_image", "LATENT", [103]),
-         ("seed", "INT", [104]), ("steps", "INT", [105])],
-        [("LATENT", "LATENT", [106])],
-        [node(1, T_ID, [inp("clip", "CLIP", 102)], ["CONDITIONING", "CONDITIONING"]),
-         node(2, "KSampler",
-              [inp("model", "MODEL", 101), inp("positive", "CONDITIONING", 107),
-               inp("negative", "CONDITIONING", 108), inp("latent_image", "LATENT", 103),
-               inp("seed", "INT", 104, widget=True), inp("steps", "INT", 105, widget=True)],
-              ["LATENT"], [1, "randomize", 12, 6.0, "euler", "karras", 1.0])],
-        [[101, -10, 0, 2, 0, "MODEL"], [102, -10, 1, 1, 0, "CLIP"],
-         [103, -10, 2, 2, 3, "LATENT"], [104, -10, 3, 2, 4, "INT"], [105, -10, 4, 2, 5, "INT"],
-         [106, 2, 0, -20, 0, "LATENT"], [107, 1, 0, 2, 1, "CONDITIONING"],
-         [108, 1, 1, 2, 2, "CONDITIONING"]])
-
-
-def subgraph_workflow(instance_widgets: Any = None) -> dict[str, Any]:
-    nodes = [n for n in default_graph_nodes() if n["id"] in (4, 5, 8, 9)]
-    nodes_by_id(nodes)[8]["inputs"][0]["link"] = 7
-    # The instance lists only some subgraph inputs (steps is a promoted widget elsewhere).
-    nodes += [
-        node(10, S_ID, [inp("model", "MODEL", 1), inp("clip", "CLIP", 3),
-                        inp("latent_image", "LATENT", 2), inp("seed", "INT", 12, widget=True)],
-             ["LATENT"], instance_widgets),
-        node(30, "PrimitiveNode", [], ["INT"], [99, "fixed"]),
-    ]
-    links = [[1, 4, 0, 10, 0, "MODEL"], [3, 4, 1, 10, 1, "CLIP"], [2, 5, 0, 10, 2, "LATENT"],
-             [7, 10, 0, 8, 0, "LATENT"], [8, 4, 2, 8, 1, "VAE"], [9, 8, 0, 9, 0, "IMAGE"],
-             [12, 30, 0, 10, 3, "INT"]]
-    return workflow(nodes, links, [sampler_subgraph(), prompts_subgraph()])
-
 
 def subgraph_expected() -> dict[str, Any]:
     base = default_api()
