@@ -13,6 +13,7 @@ from comfy_compat.workflow_parse import (
     SUBGRAPH_INPUT_ID,
     SUBGRAPH_OUTPUT_ID,
     ParsedWorkflow,
+    SubgraphIO,
     UIGraph,
     UILink,
     UINode,
@@ -23,7 +24,6 @@ from comfy_compat.workflow_widgets import primitive_value
 MUTED, BYPASSED = 2, 4
 MAX_SUBGRAPH_DEPTH = 16  # nesting of subgraph instances; guards against huge expansions
 MAX_HOPS = 128  # editor-only hops for one input (real files: <20); bounds recursion depth
-WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 
 
 @dataclass(frozen=True)
@@ -59,14 +59,25 @@ def _types_match(a: str, b: str) -> bool:
     return bool(set(a.split(",")) & set(b.split(",")))
 
 
+def _feeds_a_widget(graph: UIGraph, io: SubgraphIO) -> bool:
+    for link_id in io.link_ids:
+        link = graph.links.get(link_id)
+        target = graph.nodes.get(link.target_id) if link is not None else None
+        if (link is not None and target is not None and 0 <= link.target_slot < len(target.inputs)
+                and target.inputs[link.target_slot].widget is not None):
+            return True
+    return False
+
+
 def _promoted_values(graph: UIGraph, instance: UINode) -> dict[str, Any]:
-    """Older editors stored values of widgets promoted onto an instance in the instance's own
-    widgets_values, one per widget-typed subgraph input. Used only if the count fits exactly;
-    otherwise (and in newer files) the inner nodes' own widget values apply."""
+    """Older editors stored the values of widgets promoted onto an instance in the instance's
+    own widgets_values: one per subgraph input that feeds an inner widget, in input order. Used
+    only if the count fits exactly; otherwise (and in newer files, which keep them on the inner
+    nodes) the inner nodes' own widget values apply."""
     raw = instance.widgets_values
     if not isinstance(raw, list) or not raw:
         return {}
-    names = [io.name for io in graph.inputs if io.type in WIDGET_TYPES]
+    names = [io.name for io in graph.inputs if _feeds_a_widget(graph, io)]
     return dict(zip(names, raw)) if len(names) == len(raw) else {}
 
 

@@ -264,6 +264,11 @@ def test_older_instances_carry_promoted_widget_values() -> None:
     assert convert(subgraph_workflow([7, 30])) == expected
 
 
+def test_promoted_values_that_do_not_fit_are_ignored() -> None:
+    """Three values for two promoted widgets: the file is not understood, inner values apply."""
+    assert convert(subgraph_workflow([7, 30, 5])) == subgraph_expected()
+
+
 def test_muted_and_bypassed_subgraph_instances() -> None:
     data = subgraph_workflow()
     nodes_by_id(data["nodes"])[10]["mode"] = 2
