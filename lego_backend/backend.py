@@ -36,19 +36,20 @@ class Backend:
         self.registry = build_registry()
         self.models = ModelStore(config.models_dir, config.extra_model_paths)
         self.tensors = TensorStore()
-        self.services = ServicePool(self.tensors)
+        self.services = ServicePool(self.tensors, config.model_memory,
+                                    max_batch=config.max_batch)
         self.cache = OutputCache(self.tensors)
         self.paths = Paths(config.output_dir, config.input_dir, config.temp_dir, self.models)
         self._queue = PromptQueue()
         self._lock = threading.Lock()
         self._history: OrderedDict[str, PromptRecord] = OrderedDict()
         self._plans: dict[str, ExecutionPlan] = {}
-        self._running: PromptRecord | None = None
-        self._running_node: str | None = None
-        self._cancel = threading.Event()
+        self._running: dict[str, PromptRecord] = {}  # prompt_id -> record, in start order
+        self._running_nodes: dict[str, str] = {}  # prompt_id -> node executing now
+        self._cancels: dict[str, threading.Event] = {}
         self._listeners: list[Listener] = []
         self._counter = 0
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
         self._stopping = False
 
     # --- lifecycle ---------------------------------------------------------------------------------
@@ -59,15 +60,20 @@ class Backend:
         if self.config.torch_threads:
             import torch
             torch.set_num_threads(self.config.torch_threads)
-        self._worker = threading.Thread(target=self._work, name="lego-worker", daemon=True)
-        self._worker.start()
+        for i in range(max(1, self.config.max_concurrent_prompts)):
+            worker = threading.Thread(target=self._work, name=f"lego-prompt-{i}", daemon=True)
+            worker.start()
+            self._workers.append(worker)
 
     def stop(self) -> None:
         self._stopping = True
-        self._cancel.set()
+        with self._lock:
+            for cancel in self._cancels.values():
+                cancel.set()
         self._queue.close()
-        if self._worker is not None:
-            self._worker.join(timeout=30)
+        for worker in self._workers:
+            worker.join(timeout=30)
+        self.services.close()
 
     # --- graph surface -----------------------------------------------------------------------------
     def list_choices(self, folder: str) -> list[str]:
@@ -122,15 +128,15 @@ class Backend:
         return SubmitResult(pid, number, plan.node_errors)
 
     def _known(self, pid: str) -> bool:
-        running = self._running is not None and self._running.prompt_id == pid
-        return running or pid in self._queue or pid in self._history
+        return pid in self._running or pid in self._queue or pid in self._history
 
     def queue_remaining(self) -> int:
-        return len(self._queue) + (1 if self._running is not None else 0)
+        return len(self._queue) + len(self._running)
 
     def queue_items(self) -> tuple[list[PromptRecord], list[PromptRecord]]:
-        running = self._running
-        return ([running] if running is not None else []), self._queue.pending()
+        with self._lock:
+            running = list(self._running.values())
+        return running, self._queue.pending()
 
     def delete_queued(self, prompt_ids: list[str]) -> None:
         for pid in prompt_ids:
@@ -144,11 +150,12 @@ class Backend:
         self._emit_queue_status()
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
-        running = self._running
-        if running is None or (prompt_id is not None and running.prompt_id != prompt_id):
-            return False
-        self._cancel.set()
-        return True
+        """Interrupt `prompt_id` if it is running; without an id, every running prompt."""
+        with self._lock:
+            targets = [c for pid, c in self._cancels.items() if prompt_id in (None, pid)]
+        for cancel in targets:
+            cancel.set()
+        return bool(targets)
 
     def cancel(self, prompt_id: str) -> bool:
         if self._queue.delete(prompt_id):
@@ -160,8 +167,8 @@ class Backend:
     def free(self, unload_models: bool, free_memory: bool) -> None:
         if unload_models:
             self.services.unload_all()
-        if free_memory and self._running is None:
-            self.cache.clear()
+        if free_memory:
+            self.cache.clear()  # running prompts hold their own references
 
     # --- history -----------------------------------------------------------------------------------
     def history(self) -> list[PromptRecord]:
@@ -169,8 +176,8 @@ class Backend:
             return list(self._history.values())
 
     def record(self, prompt_id: str) -> PromptRecord | None:
-        running = self._running
-        if running is not None and running.prompt_id == prompt_id:
+        running = self._running.get(prompt_id)
+        if running is not None:
             return running
         for rec in self._queue.pending():
             if rec.prompt_id == prompt_id:
@@ -199,14 +206,16 @@ class Backend:
         return remove
 
     def running_node(self, client_id: str) -> tuple[str, str] | None:
-        running, node = self._running, self._running_node
-        if running is None or node is None or running.client_id != client_id:
-            return None
-        return running.prompt_id, node
+        with self._lock:
+            for pid, record in self._running.items():
+                node = self._running_nodes.get(pid)
+                if record.client_id == client_id and node is not None:
+                    return pid, node
+        return None
 
     def _emit(self, event: ev.Event) -> None:
         if isinstance(event, ev.Executing):
-            self._running_node = event.node
+            self._running_nodes[event.prompt_id] = event.node
         with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:
@@ -234,13 +243,15 @@ class Backend:
     def run_record(self, record: PromptRecord) -> None:
         """Run one queued prompt to its end (the worker's body; `lego run` calls it directly)."""
         plan = self._plans.pop(record.prompt_id)
-        self._cancel.clear()
-        self._running, self._running_node = record, None
+        cancel = threading.Event()
+        with self._lock:
+            self._running[record.prompt_id] = record
+            self._cancels[record.prompt_id] = cancel
         record.status = "running"
         record.start_time = int(time.time() * 1000)
         self._emit_queue_status()
         extra = record.extra_data
-        ctx = RunContext(self.paths, self.tensors, self.services.call, self._emit, self._cancel,
+        ctx = RunContext(self.paths, self.tensors, self.services, self._emit, cancel,
                          record.prompt_id, record.client_id, record.prompt,
                          extra.get("extra_pnginfo"),
                          preview_method=str(extra.get("preview_method", self.config.preview_method)),
@@ -261,6 +272,8 @@ class Backend:
                 self._history[record.prompt_id] = record
                 while len(self._history) > self.config.history_max:
                     self._history.popitem(last=False)
-            self._running, self._running_node = None, None
+                self._running.pop(record.prompt_id, None)
+                self._running_nodes.pop(record.prompt_id, None)
+                self._cancels.pop(record.prompt_id, None)
             self._emit(ev.PromptDone(record.prompt_id, record.client_id))
             self._emit_queue_status()

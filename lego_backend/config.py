@@ -25,6 +25,11 @@ class BackendConfig:
     preview_method: str = "auto"  # "none" | "auto" | "latent2rgb"
     preview_interval_s: float = 0.2  # minimum time between two previews of one node
     history_max: int = 10000
+    # Prompts executing at once. Their service calls interleave, and denoiser steps of different
+    # prompts batch together; 1 = ComfyUI's one-prompt-at-a-time executor.
+    max_concurrent_prompts: int = 4
+    max_batch: int = 16  # rows per denoiser batch
+    model_memory: int | None = None  # bytes of resident weights before idle services unload
 
     @property
     def user_dir(self) -> Path:

@@ -21,6 +21,9 @@ class NodeContext(Protocol):
     def call(self, spec: Any, op: str, **args: Any) -> Any:
         """Run an operation on the model service for `spec` (blocks until done)."""
 
+    def stream(self, spec: Any) -> Any:
+        """Context manager: this node will call `spec` at every step (lets batches form)."""
+
     def put(self, tensor: Any) -> TensorHandle: ...
 
     def tensor(self, handle: TensorHandle) -> Any: ...

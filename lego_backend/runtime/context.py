@@ -36,13 +36,14 @@ class Paths:
 class RunContext:
     paths: Paths
     store: TensorStore
-    call_service: Callable[..., Any]  # (spec, op, **args) -> result
+    services: Any  # ServicePool: call(spec, op, deadline=, **args), stream(spec)
     emit: Callable[[ev.Event], None]
     cancel: threading.Event
     prompt_id: str
     client_id: str | None
     prompt: dict[str, Any]
     extra_pnginfo: dict[str, Any] | None
+    deadline: float = float("inf")  # monotonic time by which this prompt should finish
     preview_method: str = "auto"
     preview_interval_s: float = 0.2
     node_id: str = ""
@@ -70,9 +71,13 @@ class RunContext:
 
     def call(self, spec: Any, op: str, **args: Any) -> Any:
         self.check_interrupt()
-        result = self.call_service(spec, op, **args)
+        result = self.services.call(spec, op, deadline=self.deadline, **args)
         self.scratch.update(iter_handles(result))
         return result
+
+    def stream(self, spec: Any) -> Any:
+        """Context manager around a sampling loop that calls `spec` at every step."""
+        return self.services.stream(spec)
 
     def put(self, tensor: torch.Tensor) -> TensorHandle:
         handle = self.store.put(tensor)

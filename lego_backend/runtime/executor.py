@@ -7,6 +7,7 @@ import traceback
 import uuid
 from typing import Any
 
+from lego_backend.dataplane.store import iter_handles
 from lego_backend.errors import NodeExecutionError, PromptCancelled
 from lego_backend.graph.cache_key import signatures
 from lego_backend.graph.plan import ExecutionPlan, Step
@@ -14,19 +15,6 @@ from lego_backend.runtime import events as ev
 from lego_backend.runtime.context import RunContext
 from lego_backend.runtime.output_cache import CachedOutput, OutputCache
 from lego_backend.runtime.records import PromptRecord
-
-
-def _needed(plan: ExecutionPlan, sigs: dict[str, str], cache: OutputCache) -> list[str]:
-    """Steps to run: walk up from the outputs and stop at cached nodes."""
-    need: set[str] = set()
-    stack = list(plan.outputs)
-    while stack:
-        nid = stack.pop()
-        if nid in need or sigs[nid] in cache:
-            continue
-        need.add(nid)
-        stack.extend(plan.steps[nid].upstream)
-    return [nid for nid in plan.steps if nid in need]
 
 
 def _fingerprint(ctx: RunContext, step: Step) -> Any:
@@ -41,36 +29,68 @@ def _fingerprint(ctx: RunContext, step: Step) -> Any:
     return value
 
 
+def _hold(ctx: RunContext, held: list[Any], result: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Keep a result's tensors alive until this prompt ends, whatever the cache does."""
+    for handle in set(iter_handles(result)):
+        ctx.store.retain(handle)
+        held.append(handle)
+    return result
+
+
 def execute(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext,
             cache: OutputCache) -> None:
     """Run the prompt; raises nothing: the outcome is in the record and the events."""
-    emit = ctx.emit
     pid, cid = record.prompt_id, record.client_id
+    held: list[Any] = []  # handles this run keeps alive while other prompts may trim the cache
+    values: dict[str, tuple[Any, ...]] = {}
 
     def status(event: ev.Event) -> None:
         record.messages.append(event)
-        emit(event)
+        ctx.emit(event)
+
+    def from_cache(nid: str) -> bool:
+        """Take a node's outputs from the cache (holding its tensors); False on a miss."""
+        hit = cache.get(sigs[nid])
+        if hit is None:
+            return False
+        values[nid] = _hold(ctx, held, hit.result)
+        _report_ui(record, ctx, nid, hit.ui)
+        return True
 
     status(ev.ExecutionStart(pid, cid))
     sigs = signatures(plan, lambda step: _fingerprint(ctx, step))
     cached = [nid for nid in plan.steps if sigs[nid] in cache]
     status(ev.ExecutionCached(pid, cid, nodes=tuple(cached)))
-    values: dict[str, tuple[Any, ...]] = {}
+    try:
+        # Walk up from the outputs; a cache hit ends the walk along that path.
+        need: set[str] = set()
+        stack = list(plan.outputs)
+        while stack:
+            nid = stack.pop()
+            if nid in need or nid in values or from_cache(nid):
+                continue
+            need.add(nid)
+            stack.extend(plan.steps[nid].upstream)
+        _run_steps(record, plan, ctx, cache, sigs, values, [n for n in plan.steps if n in need],
+                   cached, held, status)
+    finally:
+        for handle in held:
+            ctx.store.release(handle)
+
+
+def _run_steps(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext, cache: OutputCache,
+               sigs: dict[str, str], values: dict[str, tuple[Any, ...]], order: list[str],
+               cached: list[str], held: list[Any], status: Any) -> None:
+    pid, cid, emit = record.prompt_id, record.client_id, ctx.emit
     executed: list[str] = []
-    for nid in cached:
-        hit = cache.get(sigs[nid])
-        if hit is None:
-            continue
-        values[nid] = hit.result
-        _report_ui(record, ctx, nid, hit.ui)
     step: Step | None = None
     try:
-        for nid in _needed(plan, sigs, cache):
+        for nid in order:
             step = plan.steps[nid]
             ctx.check_interrupt()
             twin = cache.get(sigs[nid])
             if twin is not None:  # an identical sub-graph earlier in this prompt already ran
-                values[nid] = twin.result
+                values[nid] = _hold(ctx, held, twin.result)
                 _report_ui(record, ctx, nid, twin.ui)
                 continue
             ctx.node_id = nid
@@ -80,9 +100,10 @@ def execute(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext,
             for name, link in step.links.items():
                 inputs[name] = values[link.node_id][link.slot]
             out = _run(step, ctx, inputs, executed)
-            cache.put(sigs[nid], CachedOutput(tuple(out.result), out.ui))
+            result = tuple(out.result)
+            cache.put(sigs[nid], CachedOutput(result, out.ui))
+            values[nid] = _hold(ctx, held, result)
             ctx.release_scratch()
-            values[nid] = tuple(out.result)
             executed.append(nid)
             ctx.set_state(nid, "finished", 1, 1)
             _report_ui(record, ctx, nid, out.ui)

@@ -75,7 +75,8 @@ def sample(ctx: Any, req: SampleRequest) -> Latent:
         ctx.progress(step + 1, total, preview=denoised)
 
     gen = build_sampler(req.sampler_name, x, sigmas, req.seed)
-    out = run_sampler(gen, denoise, on_step)
+    with ctx.stream(req.model.denoiser):
+        out = run_sampler(gen, denoise, on_step)
     if mask is not None:
         out = out * mask + x0 * (1 - mask)
     out = schedule.inverse_noise_scaling(sigmas[-1], out) / fmt.scale_factor

@@ -1,0 +1,140 @@
+"""A replica: one loaded copy of one service and the thread that feeds it batches. Calls wait in
+the replica's queue; at each batch boundary the scheduling policy picks which run together
+(step-level continuous batching: a request joins the next step of whoever is running)."""
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Hashable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from lego_backend.runtime.scheduler import Waiting, pick_batch
+from lego_backend.services.protocol import ModelService, ServiceCall
+
+
+@dataclass
+class _Queued:
+    call: ServiceCall
+    key: Hashable | None
+    deadline: float
+    arrived: float
+    seq: int
+    future: Future
+
+
+class Replica:
+    def __init__(self, service: ModelService, max_batch: int = 16, linger_s: float = 0.004):
+        self.service = service
+        self.max_batch = max_batch
+        self.linger_s = linger_s
+        self._cv = threading.Condition()
+        self._queue: list[_Queued] = []
+        self._streams = 0  # open sampling streams: requests calling at every step
+        self._seq = itertools.count()
+        self._busy = False
+        self._closed = False
+        self._run_lock = threading.Lock()  # held while the model runs or is unloaded
+        self.batch_sizes: list[int] = []  # sizes of the last batches run (bounded)
+        self._thread = threading.Thread(target=self._loop, name=f"replica-{service.spec.kind}",
+                                        daemon=True)
+        self._thread.start()
+
+    # --- callers -----------------------------------------------------------------------------
+    def submit(self, call: ServiceCall, deadline: float = float("inf")) -> Future:
+        future: Future = Future()
+        key = self.service.batch_key(call)
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("replica is closed")
+            self._queue.append(_Queued(call, key, deadline, time.monotonic(), next(self._seq),
+                                       future))
+            self._cv.notify()
+        return future
+
+    def open_stream(self) -> None:
+        """A request will call at every step until close_stream (lets batches wait for it)."""
+        with self._cv:
+            self._streams += 1
+
+    def close_stream(self) -> None:
+        with self._cv:
+            self._streams = max(0, self._streams - 1)
+            self._cv.notify()
+
+    @property
+    def queue_depth(self) -> int:
+        with self._cv:
+            return len(self._queue)
+
+    @property
+    def idle(self) -> bool:
+        with self._cv:
+            return not self._queue and not self._busy
+
+    def unload_if_idle(self) -> int:
+        """Free the weights if nothing waits or runs; returns the bytes freed."""
+        if not self._run_lock.acquire(blocking=False):
+            return 0
+        try:
+            with self._cv:
+                if self._queue or not self.service.loaded:
+                    return 0
+            freed = self.service.resident_bytes()
+            self.service.unload()
+            return freed
+        finally:
+            self._run_lock.release()
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        self._thread.join(timeout=10)
+
+    # --- the replica's thread ------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                batch = self._next_batch()
+                if batch is None:
+                    return
+                self._busy = True
+            try:
+                with self._run_lock:
+                    results = self.service.run_batch([q.call for q in batch])
+                for q, result in zip(batch, results):
+                    q.future.set_result(result)
+            except BaseException as exc:  # the callers see the failure; the replica lives on
+                for q in batch:
+                    if not q.future.done():
+                        q.future.set_exception(exc)
+            finally:
+                with self._cv:
+                    self._busy = False
+                    self.batch_sizes.append(len(batch))
+                    del self.batch_sizes[:-1000]
+
+    def _next_batch(self) -> list[_Queued] | None:
+        """Under the lock: wait until the policy releases a batch (None when closed)."""
+        while True:
+            if self._closed:
+                for q in self._queue:
+                    q.future.set_exception(RuntimeError("replica closed"))
+                self._queue.clear()
+                return None
+            if not self._queue:
+                self._cv.wait()
+                continue
+            waiting = [Waiting(q.key, q.deadline, q.arrived, q.seq) for q in self._queue]
+            decision = pick_batch(waiting, time.monotonic(), self.max_batch, self._streams,
+                                  self.linger_s)
+            if not decision.members:
+                self._cv.wait(decision.wait_s)
+                continue
+            chosen = [self._queue[i] for i in decision.members]
+            picked = set(decision.members)
+            self._queue = [q for i, q in enumerate(self._queue) if i not in picked]
+            return chosen
