@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     conv = sub.add_parser("convert", help="UI-format workflow -> API-format prompt on stdout")
     conv.add_argument("workflow")
+
+    compat = sub.add_parser("compat", help="workflow compatibility tools")
+    compat.add_argument("action", choices=["report"])
+    compat.add_argument("rest", nargs=argparse.REMAINDER,
+                        help="options of the report (--templates DIR, --top N, --json)")
     return parser
 
 
@@ -71,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "demo-models":
         return _demo(args)
+    if args.command == "compat":
+        from lego_backend.compat_report import main_compat_report
+        return main_compat_report(args.rest)
     if args.command == "convert":
         from lego_backend.run_command import convert_command
         return convert_command(args)

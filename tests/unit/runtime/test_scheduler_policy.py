@@ -1,0 +1,42 @@
+"""Batch selection policy under a fake clock: EDF, same-key batching, bounded lingering."""
+from __future__ import annotations
+
+from lego_backend.runtime.scheduler import Waiting, pick_batch
+
+
+def w(key, deadline, arrived=0.0, seq=0):
+    return Waiting(key, deadline, arrived, seq)
+
+
+def test_earliest_deadline_picks_the_key_and_same_key_calls_join():
+    waiting = [w("A", 10, seq=0), w("B", 5, seq=1), w("A", 7, seq=2), w("B", 9, seq=3)]
+    d = pick_batch(waiting, now=0.0, max_batch=8)
+    assert d.members == (1, 3)  # B has the earliest deadline; the other B joins, in EDF order
+
+
+def test_batch_limit_and_tie_break_by_arrival():
+    waiting = [w("A", 1, seq=i) for i in range(5)]
+    assert pick_batch(waiting, 0.0, max_batch=3).members == (0, 1, 2)
+
+
+def test_unbatchable_calls_run_alone():
+    waiting = [w(None, 1, seq=0), w(None, 1, seq=1)]
+    assert pick_batch(waiting, 0.0, 8).members == (0,)
+
+
+def test_lingers_for_open_streams_but_not_past_the_bound():
+    waiting = [w("A", 1, arrived=100.0, seq=0)]
+    d = pick_batch(waiting, now=100.001, max_batch=8, open_streams=3, linger_s=0.004)
+    assert d.members == () and abs(d.wait_s - 0.003) < 1e-9
+    d = pick_batch(waiting, now=100.005, max_batch=8, open_streams=3, linger_s=0.004)
+    assert d.members == (0,)
+
+
+def test_no_lingering_when_every_stream_has_submitted_or_batch_is_full():
+    waiting = [w("A", 1, seq=i) for i in range(3)]
+    assert pick_batch(waiting, 0.0, 8, open_streams=3, linger_s=1.0).members == (0, 1, 2)
+    assert pick_batch(waiting, 0.0, 2, open_streams=9, linger_s=1.0).members == (0, 1)
+
+
+def test_empty_queue():
+    assert pick_batch([], 0.0, 8).members == ()
