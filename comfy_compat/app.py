@@ -91,6 +91,7 @@ def build_app(backend: BackendAPI, *, frontend_root: Path | None = None,
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub.attach(asyncio.get_running_loop())
         await run_in_threadpool(backend.start)
+        await run_in_threadpool(userdata.init_user_dir, backend.config.user_dir)
         try:
             yield
         finally:

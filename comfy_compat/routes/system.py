@@ -69,7 +69,9 @@ async def system_stats(request: Request) -> Response:
             "python_version": sys.version,
             "pytorch_version": _version("torch"),  # metadata only: the edge never imports torch
             "embedded_python": False,
-            "argv": list(sys.argv),
+            # No paid API nodes here; this flag also stops the editor's release check against
+            # api.comfy.org (the server may have no internet).
+            "argv": [*sys.argv, "--disable-api-nodes"],
         },
         "devices": [{"name": f"cpu ({platform.machine()})", "type": "cpu", "index": None,
                      "vram_total": total, "vram_free": free,

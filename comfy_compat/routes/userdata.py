@@ -26,6 +26,17 @@ DEFAULT_USER = "default"
 EMPTY_CSS = {"user.css"}  # the editor's index.html links it: answer an empty sheet, not a 404
 
 
+def init_user_dir(user_dir: Path) -> None:
+    """Create what the editor lists at every page load (workflows/, subgraphs/, the node
+    templates file), so a fresh install answers 200 instead of by-design 404s."""
+    root = Path(user_dir) / DEFAULT_USER
+    for sub in ("workflows", "subgraphs"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    templates = root / "comfy.templates.json"
+    if not templates.exists():
+        templates.write_text("[]", encoding="utf-8")
+
+
 def user_root(request: Request) -> Path:
     return Path(backend(request).config.user_dir) / DEFAULT_USER
 

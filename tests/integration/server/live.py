@@ -1,6 +1,7 @@
 """A real uvicorn server on 127.0.0.1 (free port) in a thread, and small protocol clients."""
 from __future__ import annotations
 
+import copy
 import json
 import socket
 import struct
@@ -13,6 +14,8 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from websockets.sync.client import ClientConnection, connect
+
+CKPT = "lego-demo-sd15.safetensors"  # the demo checkpoint (tests/conftest.py demo_models)
 
 
 class LiveServer:
@@ -113,3 +116,21 @@ def json_types(frames: list[Any], prompt_id: str | None = None) -> list[str]:
 
 def binary_type(frame: bytes) -> int:
     return int(struct.unpack(">I", frame[:4])[0])
+
+
+def txt2img(seed: int = 42, steps: int = 3, size: int = 64, text: str = "a red circle",
+            prefix: str = "ComfyUI") -> dict[str, Any]:
+    return copy.deepcopy({
+        "3": {"class_type": "KSampler", "inputs": {
+            "seed": seed, "steps": steps, "cfg": 7.0, "sampler_name": "euler",
+            "scheduler": "normal", "denoise": 1.0, "model": ["4", 0], "positive": ["6", 0],
+            "negative": ["7", 0], "latent_image": ["5", 0]}},
+        "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": CKPT}},
+        "5": {"class_type": "EmptyLatentImage",
+              "inputs": {"width": size, "height": size, "batch_size": 1}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": text, "clip": ["4", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["4", 1]}},
+        "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+        "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": prefix,
+                                                    "images": ["8", 0]}},
+    })
