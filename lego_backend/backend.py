@@ -12,7 +12,8 @@ from typing import Any
 
 from lego_backend.config import BackendConfig
 from lego_backend.dataplane.store import TensorStore
-from lego_backend.errors import DuplicatePromptError, GraphValidationError, ValidationReason
+from lego_backend.errors import (BackPressureError, DuplicatePromptError, GraphValidationError,
+                                 ValidationReason)
 from lego_backend.graph.compiler import CompileOptions, compile_graph
 from lego_backend.graph.graph import to_graph
 from lego_backend.graph.plan import ExecutionPlan
@@ -20,9 +21,10 @@ from lego_backend.models.store import ModelStore
 from lego_backend.runtime import events as ev
 from lego_backend.runtime.context import Paths, RunContext
 from lego_backend.runtime.executor import execute
+from lego_backend.runtime.lanes import Lane, LaneRouter, workflow_kind
 from lego_backend.runtime.output_cache import OutputCache
-from lego_backend.runtime.queue import PromptQueue
 from lego_backend.runtime.records import PromptRecord, PromptRequest, SubmitResult
+from lego_backend.runtime.scheduler import LatencyModel, admit
 from lego_backend.services.pool import ServicePool
 from node_library import build_registry
 from node_library.image_io import list_input_images
@@ -36,11 +38,13 @@ class Backend:
         self.registry = build_registry()
         self.models = ModelStore(config.models_dir, config.extra_model_paths)
         self.tensors = TensorStore()
-        self.services = ServicePool(self.tensors, config.model_memory,
-                                    max_batch=config.max_batch)
-        self.cache = OutputCache(self.tensors)
+        self.lanes = LaneRouter(config.mode, self.tensors, config.max_concurrent_prompts,
+                                config.max_batch, config.model_memory)
         self.paths = Paths(config.output_dir, config.input_dir, config.temp_dir, self.models)
-        self._queue = PromptQueue()
+        self._lane_of: dict[str, Lane] = {}  # queued or running prompt -> its lane
+        self.latency = LatencyModel()
+        self._kinds: dict[str, str] = {}  # queued or running prompt -> workflow kind
+        self._deadlines: dict[str, float] = {}  # queued or running prompt -> monotonic deadline
         self._lock = threading.Lock()
         self._history: OrderedDict[str, PromptRecord] = OrderedDict()
         self._plans: dict[str, ExecutionPlan] = {}
@@ -49,8 +53,18 @@ class Backend:
         self._cancels: dict[str, threading.Event] = {}
         self._listeners: list[Listener] = []
         self._counter = 0
-        self._workers: list[threading.Thread] = []
+        self._started = False
         self._stopping = False
+
+    @property
+    def services(self) -> ServicePool:
+        """The shared services (micro mode; monolithic lanes each have their own)."""
+        return self.lanes.all()[0].services
+
+    @property
+    def cache(self) -> OutputCache:
+        """The shared output cache (micro mode)."""
+        return self.lanes.all()[0].cache
 
     # --- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -60,20 +74,32 @@ class Backend:
         if self.config.torch_threads:
             import torch
             torch.set_num_threads(self.config.torch_threads)
-        for i in range(max(1, self.config.max_concurrent_prompts)):
-            worker = threading.Thread(target=self._work, name=f"lego-prompt-{i}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+        self._started = True
+        self.lanes.on_new_lane.append(self._start_lane)
+        for lane in self.lanes.all():
+            self._start_lane(lane)
+
+    def _start_lane(self, lane: Lane) -> None:
+        if not self._started:
+            return
+        for i in range(max(1, lane.runners)):
+            thread = threading.Thread(target=self._work, args=(lane,),
+                                      name=f"lego-{lane.name}-{i}", daemon=True)
+            thread.start()
+            lane.threads.append(thread)
 
     def stop(self) -> None:
         self._stopping = True
         with self._lock:
             for cancel in self._cancels.values():
                 cancel.set()
-        self._queue.close()
-        for worker in self._workers:
-            worker.join(timeout=30)
-        self.services.close()
+        lanes = self.lanes.all()
+        for lane in lanes:
+            lane.queue.close()
+        for lane in lanes:
+            for thread in lane.threads:
+                thread.join(timeout=30)
+            lane.services.close()
 
     # --- graph surface -----------------------------------------------------------------------------
     def list_choices(self, folder: str) -> list[str]:
@@ -122,31 +148,73 @@ class Backend:
             extra.setdefault("create_time", int(time.time() * 1000))
             record = PromptRecord(pid, number, plan.prompt, extra, list(plan.outputs),
                                   create_time=extra["create_time"])
+            lane = self.lanes.lane_for(plan)
+            kind = workflow_kind(plan)
+            decision = self._admission(lane, kind, extra)
+            if not decision.admit:
+                raise BackPressureError(
+                    "The server predicts this prompt would miss its SLO "
+                    f"({decision.predicted_finish - time.monotonic():.1f}s needed)",
+                    decision.retry_after_s)
             self._plans[pid] = plan
-            self._queue.put(record)
+            self._lane_of[pid] = lane
+            self._kinds[pid] = kind
+            self._deadlines[pid] = decision.deadline
+            lane.queue.put(record)
         self._emit_queue_status()
         return SubmitResult(pid, number, plan.node_errors)
 
+    def _admission(self, lane: Lane, kind: str, extra: dict[str, Any]) -> Any:
+        """SLO: extra_data.lego.slo_ms, else slo_scale x the kind's standalone latency."""
+        standalone = self.latency.standalone(kind)
+        lego = extra.get("lego") if isinstance(extra.get("lego"), dict) else {}
+        slo_ms = lego.get("slo_ms")
+        if isinstance(slo_ms, (int, float)) and not isinstance(slo_ms, bool) and slo_ms > 0:
+            slo_s: float | None = float(slo_ms) / 1000.0
+        elif standalone is not None:
+            slo_s = self.config.slo_scale * standalone
+        else:
+            slo_s = None
+        ahead = [self._kinds[p] for p, ln in self._lane_of.items() if ln is lane]
+        known = [self.latency.standalone(k) for k in ahead]
+        backlog = sum(v for v in known if v is not None)
+        return admit(time.monotonic(), slo_s, standalone or 0.0, backlog, lane.runners,
+                     self.config.admission == "strict")
+
     def _known(self, pid: str) -> bool:
-        return pid in self._running or pid in self._queue or pid in self._history
+        return pid in self._lane_of or pid in self._history
+
+    def _pending(self) -> list[PromptRecord]:
+        records = [r for lane in self.lanes.all() for r in lane.queue.pending()]
+        return sorted(records, key=lambda r: r.number)
 
     def queue_remaining(self) -> int:
-        return len(self._queue) + len(self._running)
+        return sum(len(lane.queue) for lane in self.lanes.all()) + len(self._running)
 
     def queue_items(self) -> tuple[list[PromptRecord], list[PromptRecord]]:
         with self._lock:
             running = list(self._running.values())
-        return running, self._queue.pending()
+        return running, self._pending()
+
+    def _dequeue(self, pid: str) -> bool:
+        with self._lock:
+            lane = self._lane_of.get(pid)
+            if lane is None or not lane.queue.delete(pid):
+                return False
+            self._lane_of.pop(pid, None)
+            self._plans.pop(pid, None)
+            self._kinds.pop(pid, None)
+            self._deadlines.pop(pid, None)
+            return True
 
     def delete_queued(self, prompt_ids: list[str]) -> None:
         for pid in prompt_ids:
-            if self._queue.delete(pid):
-                self._plans.pop(pid, None)
+            self._dequeue(pid)
         self._emit_queue_status()
 
     def clear_queue(self) -> None:
-        for pid in self._queue.clear():
-            self._plans.pop(pid, None)
+        for record in self._pending():
+            self._dequeue(record.prompt_id)
         self._emit_queue_status()
 
     def interrupt(self, prompt_id: str | None = None) -> bool:
@@ -158,17 +226,30 @@ class Backend:
         return bool(targets)
 
     def cancel(self, prompt_id: str) -> bool:
-        if self._queue.delete(prompt_id):
-            self._plans.pop(prompt_id, None)
+        if self._dequeue(prompt_id):
             self._emit_queue_status()
             return True
         return self.interrupt(prompt_id)
 
     def free(self, unload_models: bool, free_memory: bool) -> None:
-        if unload_models:
-            self.services.unload_all()
-        if free_memory:
-            self.cache.clear()  # running prompts hold their own references
+        for lane in self.lanes.all():
+            if unload_models:
+                lane.services.unload_all()
+            if free_memory:
+                lane.cache.clear()  # running prompts hold their own references
+
+    def services_report(self) -> dict[str, Any]:
+        """GET /lego/services: every service of every lane, resident weights, batching."""
+        services = []
+        for lane in self.lanes.all():
+            for entry in lane.services.snapshot():
+                services.append({**entry, "lane": lane.name})
+        denoisers = [s for s in services if s["kind"] == "denoiser"]
+        calls = sum(s["calls_run"] for s in denoisers)
+        batches = sum(s["batches_run"] for s in denoisers)
+        return {"mode": self.lanes.mode, "services": services,
+                "resident_weight_bytes": sum(s["resident_bytes"] for s in services),
+                "mean_denoiser_batch": calls / batches if batches else 0.0}
 
     # --- history -----------------------------------------------------------------------------------
     def history(self) -> list[PromptRecord]:
@@ -179,7 +260,7 @@ class Backend:
         running = self._running.get(prompt_id)
         if running is not None:
             return running
-        for rec in self._queue.pending():
+        for rec in self._pending():
             if rec.prompt_id == prompt_id:
                 return rec
         with self._lock:
@@ -225,9 +306,9 @@ class Backend:
         self._emit(ev.QueueStatus("", None, queue_remaining=self.queue_remaining()))
 
     # --- worker ------------------------------------------------------------------------------------
-    def _work(self) -> None:
+    def _work(self, lane: Lane) -> None:
         while not self._stopping:
-            record = self._queue.get(timeout=0.5)
+            record = lane.queue.get(timeout=0.5)
             if record is None:
                 continue
             self.run_record(record)
@@ -235,30 +316,38 @@ class Backend:
     def run_next(self) -> PromptRecord | None:
         """Run the next queued prompt in the calling thread (for `lego run`, which has no
         worker); returns its finished record, or None if the queue is empty."""
-        record = self._queue.get(timeout=0)
-        if record is not None:
-            self.run_record(record)
-        return record
+        for lane in self.lanes.all():
+            record = lane.queue.get(timeout=0)
+            if record is not None:
+                self.run_record(record)
+                return record
+        return None
 
     def run_record(self, record: PromptRecord) -> None:
         """Run one queued prompt to its end (the worker's body; `lego run` calls it directly)."""
         plan = self._plans.pop(record.prompt_id)
         cancel = threading.Event()
         with self._lock:
+            lane = self._lane_of[record.prompt_id]
             self._running[record.prompt_id] = record
             self._cancels[record.prompt_id] = cancel
+            lane.running += 1
+            alone_at_start = len(self._running) == 1
+            deadline = self._deadlines.get(record.prompt_id, float("inf"))
         record.status = "running"
         record.start_time = int(time.time() * 1000)
         self._emit_queue_status()
         extra = record.extra_data
-        ctx = RunContext(self.paths, self.tensors, self.services, self._emit, cancel,
+        ctx = RunContext(self.paths, self.tensors, lane.services, self._emit, cancel,
                          record.prompt_id, record.client_id, record.prompt,
                          extra.get("extra_pnginfo"),
                          preview_method=str(extra.get("preview_method", self.config.preview_method)),
-                         preview_interval_s=self.config.preview_interval_s)
+                         preview_interval_s=self.config.preview_interval_s,
+                         deadline=deadline)
+        started = time.monotonic()
         try:
-            self.cache.trim()
-            execute(record, plan, ctx, self.cache)
+            lane.cache.trim()
+            execute(record, plan, ctx, lane.cache)
         except Exception as exc:  # a bug outside any node: fail this prompt, keep serving
             record.status = "error"
             failure = ev.ExecutionError(record.prompt_id, record.client_id,
@@ -272,7 +361,14 @@ class Backend:
                 self._history[record.prompt_id] = record
                 while len(self._history) > self.config.history_max:
                     self._history.popitem(last=False)
+                alone = alone_at_start and len(self._running) == 1
                 self._running.pop(record.prompt_id, None)
+                self._lane_of.pop(record.prompt_id, None)
+                lane.running -= 1
+                kind = self._kinds.pop(record.prompt_id, None)
+                self._deadlines.pop(record.prompt_id, None)
+            if kind is not None and record.status == "success":
+                self.latency.observe(kind, time.monotonic() - started, alone)
                 self._running_nodes.pop(record.prompt_id, None)
                 self._cancels.pop(record.prompt_id, None)
             self._emit(ev.PromptDone(record.prompt_id, record.client_id))

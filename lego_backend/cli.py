@@ -20,9 +20,28 @@ def _config(args: argparse.Namespace) -> BackendConfig:
     default_extra = models.parent / "extra_model_paths.yaml"
     if not extra and default_extra.is_file():
         extra = (default_extra,)
+    serving: dict[str, object] = {}
+    for name in ("mode", "slo_scale", "admission", "max_batch"):
+        if getattr(args, name, None) is not None:
+            serving[name] = getattr(args, name)
+    if getattr(args, "max_concurrent", None) is not None:
+        serving["max_concurrent_prompts"] = args.max_concurrent
+    if getattr(args, "model_memory", None) is not None:
+        serving["model_memory"] = args.model_memory
     return BackendConfig(models_dir=models, output_dir=output, input_dir=inp,
                          temp_dir=home / "temp", data_dir=data, extra_model_paths=extra,
-                         torch_threads=getattr(args, "threads", None))
+                         torch_threads=getattr(args, "threads", None), **serving)  # type: ignore[arg-type]
+
+
+def _bytes(text: str) -> int:
+    """'512MiB', '2GB', '1e9' -> bytes."""
+    units = {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 10**3, "mb": 10**6,
+             "gb": 10**9, "b": 1}
+    low = text.strip().lower()
+    for unit, factor in units.items():
+        if low.endswith(unit):
+            return int(float(low[: -len(unit)]) * factor)
+    return int(float(low))
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -49,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8188)
     serve.add_argument("--data", help="users/settings folder (default: $LEGO_HOME/data)")
+    serve.add_argument("--mode", choices=["micro", "monolithic"], default="micro",
+                       help="micro: shared model services with cross-prompt batching (default); "
+                            "monolithic: one worker per workflow kind, one prompt at a time")
+    serve.add_argument("--max-concurrent", type=int, help="prompts executing at once (micro)")
+    serve.add_argument("--max-batch", type=int, help="rows per denoiser batch (micro)")
+    serve.add_argument("--model-memory", type=_bytes,
+                       help="resident weights budget, e.g. 8GiB: idle services beyond it unload")
+    serve.add_argument("--slo-scale", type=float,
+                       help="default deadline = this x the workflow's standalone latency")
+    serve.add_argument("--admission", choices=["besteffort", "strict"],
+                       help="strict: answer 429 to prompts predicted to miss their SLO")
     _common(serve)
 
     demo = sub.add_parser("demo-models", help="build the tiny offline demo models")

@@ -29,6 +29,9 @@ class BackendConfig:
     # prompts batch together; 1 = ComfyUI's one-prompt-at-a-time executor.
     max_concurrent_prompts: int = 4
     max_batch: int = 16  # rows per denoiser batch
+    slo_scale: float = 5.0  # default deadline: slo_scale x the workflow's standalone latency
+    admission: str = "besteffort"  # "strict": refuse (429) prompts predicted to miss their SLO
+    mode: str = "micro"  # "micro" | "monolithic" (the baseline: one worker per workflow kind)
     model_memory: int | None = None  # bytes of resident weights before idle services unload
 
     @property

@@ -44,3 +44,42 @@ def pick_batch(waiting: Sequence[Waiting], now: float, max_batch: int,
         if remaining > 0:
             return BatchDecision((), remaining)
     return BatchDecision(tuple(members))
+
+
+@dataclass(frozen=True)
+class Admission:
+    admit: bool
+    deadline: float  # absolute (scheduler clock); inf = best effort, no SLO
+    predicted_finish: float
+    retry_after_s: float = 0.0
+
+
+def admit(now: float, slo_s: float | None, standalone_s: float, backlog_s: float,
+          parallelism: int, strict: bool) -> Admission:
+    """Predict when a new prompt would finish from the work queued ahead of it (`backlog_s` of
+    standalone time spread over `parallelism` runners) plus its own standalone time. Strict
+    admission refuses a prompt that would miss its SLO, with how long to wait before retrying."""
+    predicted = now + backlog_s / max(1, parallelism) + standalone_s
+    deadline = now + slo_s if slo_s is not None else float("inf")
+    if strict and predicted > deadline:
+        return Admission(False, deadline, predicted, max(1.0, predicted - deadline))
+    return Admission(True, deadline, predicted)
+
+
+class LatencyModel:
+    """Standalone latency per workflow kind, learned from runs that had the server to
+    themselves (EWMA); until one is seen, the fastest run observed stands in."""
+
+    def __init__(self, alpha: float = 0.3):
+        self.alpha = alpha
+        self._solo: dict[str, float] = {}
+        self._fastest: dict[str, float] = {}
+
+    def observe(self, kind: str, seconds: float, ran_alone: bool) -> None:
+        self._fastest[kind] = min(seconds, self._fastest.get(kind, seconds))
+        if ran_alone:
+            old = self._solo.get(kind)
+            self._solo[kind] = seconds if old is None else old + self.alpha * (seconds - old)
+
+    def standalone(self, kind: str) -> float | None:
+        return self._solo.get(kind, self._fastest.get(kind))

@@ -40,3 +40,27 @@ def test_no_lingering_when_every_stream_has_submitted_or_batch_is_full():
 
 def test_empty_queue():
     assert pick_batch([], 0.0, 8).members == ()
+
+
+def test_admission_predicts_from_backlog_and_refuses_only_when_strict():
+    from lego_backend.runtime.scheduler import admit
+    ok = admit(now=100.0, slo_s=10.0, standalone_s=2.0, backlog_s=8.0, parallelism=4,
+               strict=True)
+    assert ok.admit and ok.deadline == 110.0 and ok.predicted_finish == 104.0
+    late = admit(100.0, 10.0, 2.0, backlog_s=80.0, parallelism=4, strict=True)
+    assert not late.admit and late.retry_after_s == 12.0
+    best_effort = admit(100.0, 10.0, 2.0, backlog_s=80.0, parallelism=4, strict=False)
+    assert best_effort.admit and best_effort.deadline == 110.0
+    no_slo = admit(100.0, None, 2.0, 1e9, 1, strict=True)
+    assert no_slo.admit and no_slo.deadline == float("inf")
+
+
+def test_latency_model_prefers_solo_runs():
+    from lego_backend.runtime.scheduler import LatencyModel
+    m = LatencyModel(alpha=0.5)
+    assert m.standalone("k") is None
+    m.observe("k", 9.0, ran_alone=False)
+    assert m.standalone("k") == 9.0
+    m.observe("k", 4.0, ran_alone=True)
+    m.observe("k", 2.0, ran_alone=True)
+    assert m.standalone("k") == 3.0
