@@ -343,7 +343,7 @@ class Backend:
                          extra.get("extra_pnginfo"),
                          preview_method=str(extra.get("preview_method", self.config.preview_method)),
                          preview_interval_s=self.config.preview_interval_s,
-                         deadline=deadline)
+                         deadline=deadline, lora_async_steps=self.config.lora_async_steps)
         started = time.monotonic()
         try:
             lane.cache.trim()

@@ -21,7 +21,7 @@ def _config(args: argparse.Namespace) -> BackendConfig:
     if not extra and default_extra.is_file():
         extra = (default_extra,)
     serving: dict[str, object] = {}
-    for name in ("mode", "slo_scale", "admission", "max_batch"):
+    for name in ("mode", "slo_scale", "admission", "max_batch", "lora_async_steps"):
         if getattr(args, name, None) is not None:
             serving[name] = getattr(args, name)
     if getattr(args, "max_concurrent", None) is not None:
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resident weights budget, e.g. 8GiB: idle services beyond it unload")
     serve.add_argument("--slo-scale", type=float,
                        help="default deadline = this x the workflow's standalone latency")
+    serve.add_argument("--lora-async-steps", type=int, metavar="K",
+                       help="a LoRA'd prompt may denoise up to K steps while its LoRA loads "
+                            "(default 0: strict, deterministic)")
     serve.add_argument("--admission", choices=["besteffort", "strict"],
                        help="strict: answer 429 to prompts predicted to miss their SLO")
     _common(serve)

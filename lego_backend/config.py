@@ -31,6 +31,7 @@ class BackendConfig:
     max_batch: int = 16  # rows per denoiser batch
     slo_scale: float = 5.0  # default deadline: slo_scale x the workflow's standalone latency
     admission: str = "besteffort"  # "strict": refuse (429) prompts predicted to miss their SLO
+    lora_async_steps: int = 0  # K: a LoRA'd request may denoise K steps before its LoRA loads
     mode: str = "micro"  # "micro" | "monolithic" (the baseline: one worker per workflow kind)
     model_memory: int | None = None  # bytes of resident weights before idle services unload
 

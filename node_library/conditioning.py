@@ -11,7 +11,8 @@ from node_library.values import ClipRef, CondEntry
 
 
 def encode(ctx: Any, text: str, clip: ClipRef) -> NodeOutput:
-    cond, pooled = ctx.call(clip.encoder, "encode", text=text, clip_skip=clip.clip_skip)
+    cond, pooled = ctx.call(clip.encoder, "encode", text=text, clip_skip=clip.clip_skip,
+                            adapters=clip.adapters)
     return NodeOutput(((CondEntry(cond, pooled),),))
 
 

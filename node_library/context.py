@@ -21,6 +21,9 @@ class NodeContext(Protocol):
     def call(self, spec: Any, op: str, **args: Any) -> Any:
         """Run an operation on the model service for `spec` (blocks until done)."""
 
+    def prefetch_adapters(self, spec: Any, refs: tuple[Any, ...]) -> list[Any]:
+        """Start loading LoRAs on the service that will apply them; returns futures."""
+
     def stream(self, spec: Any) -> Any:
         """Context manager: this node will call `spec` at every step (lets batches form)."""
 

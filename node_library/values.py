@@ -1,6 +1,7 @@
 """The values that flow along a graph's links. Model-typed values (MODEL, CLIP, VAE, CONTROL_NET)
 are references to services, not weights: loading a checkpoint node is cheap, and every prompt
-naming the same weights reaches the same service. Tensors are handles."""
+naming the same weights reaches the same service (LoRAs travel with the reference and are
+applied per request by the service). Tensors are handles."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -15,10 +16,10 @@ class ModelRef:
 
     denoiser: ServiceSpec
     prediction_type: str = "epsilon"  # "epsilon" | "v_prediction"
+    adapters: tuple[AdapterRef, ...] = ()  # LoRAs, applied in order at run time
 
     def with_adapter(self, adapter: AdapterRef) -> ModelRef:
-        return replace(self, denoiser=replace(self.denoiser,
-                                              adapters=(*self.denoiser.adapters, adapter)))
+        return replace(self, adapters=(*self.adapters, adapter))
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,10 @@ class ClipRef:
 
     encoder: ServiceSpec
     clip_skip: int = -1  # ComfyUI's stop_at_clip_layer
+    adapters: tuple[AdapterRef, ...] = ()  # LoRAs, applied in order at run time
 
     def with_adapter(self, adapter: AdapterRef) -> ClipRef:
-        return replace(self, encoder=replace(self.encoder,
-                                             adapters=(*self.encoder.adapters, adapter)))
+        return replace(self, adapters=(*self.adapters, adapter))
 
 
 @dataclass(frozen=True)

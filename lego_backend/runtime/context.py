@@ -44,6 +44,7 @@ class RunContext:
     prompt: dict[str, Any]
     extra_pnginfo: dict[str, Any] | None
     deadline: float = float("inf")  # monotonic time by which this prompt should finish
+    lora_async_steps: int = 0  # LoRAs must be applied from this step on (0 = from the start)
     preview_method: str = "auto"
     preview_interval_s: float = 0.2
     node_id: str = ""
@@ -74,6 +75,10 @@ class RunContext:
         result = self.services.call(spec, op, deadline=self.deadline, **args)
         self.scratch.update(iter_handles(result))
         return result
+
+    def prefetch_adapters(self, spec: Any, refs: tuple[Any, ...]) -> list[Any]:
+        """Start loading LoRAs on the service that will apply them; returns futures."""
+        return self.services.prefetch_adapters(spec, refs)
 
     def stream(self, spec: Any) -> Any:
         """Context manager around a sampling loop that calls `spec` at every step."""

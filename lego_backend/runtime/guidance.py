@@ -85,7 +85,8 @@ class GuidedDenoiser:
         x_in = self.schedule.scale_input(x_rows, _bcast(s_rows, x_rows))
         t = self.schedule.nearest_timestep(s_rows).float()  # ComfyUI: nearest table entry
         context = torch.cat([ctx.tensor(j.entry.cond).expand(b, -1, -1) for j in jobs])
-        args: dict[str, Any] = {"x": ctx.put(x_in), "t": ctx.put(t), "context": ctx.put(context)}
+        args: dict[str, Any] = {"x": ctx.put(x_in), "t": ctx.put(t), "context": ctx.put(context),
+                                "adapters": self.model.adapters}
         residuals = self._control(control, x_in, t, context, float(sigma[0]))
         if residuals is not None:
             down, mid = residuals

@@ -58,8 +58,16 @@ def sample(ctx: Any, req: SampleRequest) -> Latent:
     if req.latent.noise_mask is not None:
         mask = _mask_like(ctx.tensor(req.latent.noise_mask), x)
     guided = GuidedDenoiser(ctx, req.model, schedule, req.positive, req.negative, req.cfg)
+    # Bounded asynchronous LoRA loading: denoising starts while adapters load; from step K on
+    # they must be in (K = 0: strict, every step sees the LoRA, output is deterministic).
+    loading = ctx.prefetch_adapters(req.model.denoiser, req.model.adapters)
+    apply_from = max(0, int(getattr(ctx, "lora_async_steps", 0)))
 
     def denoise(request: Any) -> Any:
+        if loading and request.step >= apply_from:
+            for future in loading:
+                future.result()  # a broken LoRA file fails this node here
+            loading.clear()
         xin = request.x
         if mask is not None:  # inpainting: keep the unmasked area on the original's noise path
             xin = xin * mask + schedule.noise_scaling(request.sigma, noise, x0, False) * (1 - mask)

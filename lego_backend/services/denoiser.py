@@ -8,21 +8,29 @@ from typing import Any
 import torch
 
 from lego_backend.models import loading
-from lego_backend.services.lora_merge import merge_adapters
+from lego_backend.services.adapters import AdapterCache, loaded_rows, row_adapters
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 
 
 class DenoiserService(ModelService):
     """ops: unet(x, t, context, down?, mid?) -> model output handle, same shape as x.
     x: [n, C, h, w] already scaled by c_in; t: [n] continuous timesteps; context: [n, L, d];
-    down/mid: ControlNet residual handles (optional)."""
+    down/mid: ControlNet residual handles (optional); adapters: the request's LoRAs (applied to
+    its rows only; one still loading is skipped: the caller waits for it by step K)."""
 
     model: Any = None
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.adapters = AdapterCache()
+
     def load(self) -> None:
         self.model = loading.load_unet(self.spec.path)
-        merge_adapters(self.model, self.spec.adapters, "unet")
         self.model.eval().requires_grad_(False)
+
+    def close(self) -> None:
+        self.adapters.close()
+        super().close()
 
     def unload(self) -> None:
         self.model = None
@@ -48,5 +56,10 @@ class DenoiserService(ModelService):
             extra["down_block_additional_residuals"] = [
                 torch.cat([get(c.args["down"][i]) for c in calls]) for i in range(n_down)]
             extra["mid_block_additional_residual"] = torch.cat([get(c.args["mid"]) for c in calls])
-        out = self.model(x, t, encoder_hidden_states=ctx, return_dict=False, **extra)[0]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        spans = [(s, s + n) for s, n in zip(starts, sizes)]
+        rows = loaded_rows(self.adapters, spans, [c.args.get("adapters", ()) for c in calls],
+                           wait=False)
+        with row_adapters(self.model, "unet", rows):
+            out = self.model(x, t, encoder_hidden_states=ctx, return_dict=False, **extra)[0]
         return [self.store.put(part) for part in torch.split(out, sizes)]

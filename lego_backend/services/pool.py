@@ -77,6 +77,11 @@ class ServicePool:
         finally:
             replica.close_stream()
 
+    def prefetch_adapters(self, spec: ServiceSpec, refs: tuple[Any, ...]) -> list[Any]:
+        """Start loading a request's LoRAs on the replica that will run it; futures."""
+        cache = getattr(self.replica(spec).service, "adapters", None)
+        return [cache.request(ref) for ref in refs] if cache is not None else []
+
     def resident_bytes(self) -> int:
         with self._lock:
             entries = list(self._entries.values())
@@ -118,10 +123,11 @@ class ServicePool:
             out.append({
                 "service": svc.spec.label, "kind": svc.spec.kind,
                 "weights_identity": svc.spec.identity,
-                "adapters": [a.identity for a in svc.spec.adapters],
                 "replicas": 1, "loaded": svc.loaded, "resident_bytes": svc.resident_bytes(),
                 "queue_depth": rep.queue_depth, "batches_run": svc.batches_run,
                 "calls_run": svc.calls_run,
+                "adapters_loaded": (svc.adapters.identities()
+                                    if hasattr(svc, "adapters") else []),
                 "mean_batch": (sum(sizes) / len(sizes)) if sizes else 0.0,
             })
         return out

@@ -12,7 +12,7 @@ from lego_backend.dataplane.store import TensorStore
 
 @dataclass(frozen=True)
 class AdapterRef:
-    """A LoRA merged into a service's weights."""
+    """A LoRA a request applies on top of a service's weights (at run time, per batch row)."""
 
     identity: str  # content hash of the LoRA file
     path: Path
@@ -26,19 +26,16 @@ class ServiceSpec:
     kind: str  # "text_encoder" | "denoiser" | "vae" | "controlnet" | "upscaler"
     identity: str  # content hash of the weights file (checkpoint, VAE file, ...)
     path: Path  # where the weights are
-    adapters: tuple[AdapterRef, ...] = ()  # LoRAs merged into these weights, in order
     family: str = "sd15"  # architecture family (selects config, latent scale, ...)
     source: str = "checkpoint"  # "checkpoint" (a component of a checkpoint) | "file" (standalone)
 
     @property
     def key(self) -> tuple[Any, ...]:
-        return (self.kind, self.identity,
-                tuple((a.identity, round(a.strength, 6)) for a in self.adapters))
+        return (self.kind, self.identity)
 
     @property
     def label(self) -> str:
-        base = f"{self.kind}:{self.path.name}@{self.identity[:10]}"
-        return base + "".join(f"+{a.path.stem}*{a.strength:g}" for a in self.adapters)
+        return f"{self.kind}:{self.path.name}@{self.identity[:10]}"
 
 
 @dataclass
@@ -69,6 +66,10 @@ class ModelService:
 
     def resident_bytes(self) -> int:
         return 0
+
+    def close(self) -> None:
+        """Release helpers (threads) at shutdown."""
+        self.unload()
 
     def batch_key(self, call: ServiceCall) -> tuple[Any, ...] | None:
         """Calls with equal non-None keys may run as one batch. Default: never batch."""

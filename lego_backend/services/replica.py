@@ -93,6 +93,7 @@ class Replica:
             self._closed = True
             self._cv.notify_all()
         self._thread.join(timeout=10)
+        self.service.close()
 
     # --- the replica's thread ------------------------------------------------------------------
     def _loop(self) -> None:

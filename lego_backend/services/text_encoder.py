@@ -6,22 +6,30 @@ from typing import Any
 import torch
 
 from lego_backend.models import loading
-from lego_backend.services.lora_merge import merge_adapters
+from lego_backend.services.adapters import AdapterCache, loaded_rows, row_adapters
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 
 CHUNK_TOKENS = 75  # CLIP sees 77 positions: BOS + 75 tokens + EOS; longer prompts use more chunks
 
 
 class TextEncoderService(ModelService):
-    """ops: encode(text: str, clip_skip: int) -> (cond handle [1, 77*k, d], pooled handle [1, d])."""
+    """ops: encode(text: str, clip_skip: int, adapters) -> (cond handle [1, 77*k, d],
+    pooled handle [1, d]). LoRAs apply at run time; encoding waits for them to load."""
 
     model: Any = None
     tokenizer: Any = None
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.adapters = AdapterCache()
+
     def load(self) -> None:
         self.model, self.tokenizer = loading.load_text_encoder(self.spec.path)
-        merge_adapters(self.model, self.spec.adapters, "text_encoder")
         self.model.eval().requires_grad_(False)
+
+    def close(self) -> None:
+        self.adapters.close()
+        super().close()
 
     def unload(self) -> None:
         self.model = self.tokenizer = None
@@ -31,7 +39,8 @@ class TextEncoderService(ModelService):
         return module_bytes(self.model) if self.loaded else 0
 
     def _run(self, calls: list[ServiceCall]) -> list[Any]:
-        return [self._encode(c.args["text"], int(c.args.get("clip_skip", -1))) for c in calls]
+        return [self._encode(c.args["text"], int(c.args.get("clip_skip", -1)),
+                             c.args.get("adapters", ())) for c in calls]
 
     def chunks(self, text: str) -> torch.Tensor:
         """Token ids as [chunks, 77]: each chunk BOS + up to 75 tokens + EOS, padded with EOS."""
@@ -43,9 +52,11 @@ class TextEncoderService(ModelService):
         return torch.tensor(rows, dtype=torch.long)
 
     @torch.inference_mode()
-    def _encode(self, text: str, clip_skip: int) -> tuple[Any, Any]:
+    def _encode(self, text: str, clip_skip: int, adapters: Any) -> tuple[Any, Any]:
         ids = self.chunks(text)
-        out = self.model(input_ids=ids, output_hidden_states=clip_skip != -1)
+        rows = loaded_rows(self.adapters, [(0, ids.shape[0])], [adapters], wait=True)
+        with row_adapters(self.model, "text_encoder", rows):
+            out = self.model(input_ids=ids, output_hidden_states=clip_skip != -1)
         if clip_skip == -1:
             hidden = out.last_hidden_state
         else:
