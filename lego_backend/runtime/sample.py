@@ -2,6 +2,7 @@
 denoiser that answers its requests through the model services."""
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -83,12 +84,25 @@ def sample(ctx: Any, req: SampleRequest) -> Latent:
         ctx.progress(step + 1, total, preview=denoised)
 
     gen = build_sampler(req.sampler_name, x, sigmas, req.seed)
-    with ctx.stream(req.model.denoiser):
+    with ExitStack() as streams:  # this request calls these services at every step
+        for spec in [req.model.denoiser, *_controlnets(req.positive + req.negative)]:
+            streams.enter_context(ctx.stream(spec))
         out = run_sampler(gen, denoise, on_step)
     if mask is not None:
         out = out * mask + x0 * (1 - mask)
     out = schedule.inverse_noise_scaling(sigmas[-1], out) / fmt.scale_factor
     return replace(req.latent, samples=ctx.put(out.contiguous()))
+
+
+def _controlnets(entries: tuple[CondEntry, ...]) -> list[Any]:
+    specs = []
+    for entry in entries:
+        control = entry.control
+        while control is not None:
+            if control.net.controlnet not in specs:
+                specs.append(control.net.controlnet)
+            control = control.previous
+    return specs
 
 
 def _mask_like(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

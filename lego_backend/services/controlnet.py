@@ -26,14 +26,29 @@ class ControlNetService(ModelService):
     def resident_bytes(self) -> int:
         return module_bytes(self.model) if self.loaded else 0
 
+    def batch_key(self, call: ServiceCall) -> tuple[Any, ...] | None:
+        a = call.args
+        return (tuple(a["x"].shape[1:]), tuple(a["context"].shape[1:]),
+                tuple(a["hint"].shape[1:]))
+
     @torch.inference_mode()
     def _run(self, calls: list[ServiceCall]) -> list[Any]:
+        """One forward for the whole batch at unit scale; each call's residuals are then
+        scaled by its own strength (the residuals are linear in conditioning_scale)."""
+        get = self.store.get
+        sizes = [c.args["x"].shape[0] for c in calls]
+        x = torch.cat([get(c.args["x"]) for c in calls])
+        t = torch.cat([get(c.args["t"]) for c in calls])
+        ctx = torch.cat([get(c.args["context"]) for c in calls])
+        hint = torch.cat([get(c.args["hint"]) for c in calls])
+        down, mid = self.model(x, t, encoder_hidden_states=ctx, controlnet_cond=hint,
+                               conditioning_scale=1.0, return_dict=False)
         results = []
-        for c in calls:
-            a = c.args
-            get = self.store.get
-            down, mid = self.model(get(a["x"]), get(a["t"]), encoder_hidden_states=get(a["context"]),
-                                   controlnet_cond=get(a["hint"]),
-                                   conditioning_scale=float(a["strength"]), return_dict=False)
-            results.append(([self.store.put(d) for d in down], self.store.put(mid)))
+        start = 0
+        for call, n in zip(calls, sizes):
+            scale = float(call.args["strength"])
+            rows = slice(start, start + n)
+            results.append(([self.store.put((d[rows] * scale).contiguous()) for d in down],
+                            self.store.put((mid[rows] * scale).contiguous())))
+            start += n
         return results

@@ -47,3 +47,43 @@ def test_concurrent_prompts_batch_and_match_solo_runs(tmp_path, demo_models):
             assert np.abs(got - expected).max() <= 1  # <= 1/255 per channel
     finally:
         live.stop()
+
+
+def test_controlnet_steps_batch_across_prompts_with_their_own_strengths(tmp_path, demo_models):
+    hint = np.zeros((64, 64, 3), np.uint8)
+    hint[16:48, 16:48] = 255
+
+    def controlled(seed: int, strength: float) -> dict:
+        prompt = txt2img(seed=seed, steps=6)
+        prompt["10"] = {"class_type": "LoadImage", "inputs": {"image": "hint.png"}}
+        prompt["11"] = {"class_type": "ControlNetLoader",
+                        "inputs": {"control_net_name": "lego-demo-controlnet.safetensors"}}
+        prompt["12"] = {"class_type": "ControlNetApplyAdvanced", "inputs": {
+            "positive": ["6", 0], "negative": ["7", 0], "control_net": ["11", 0],
+            "image": ["10", 0], "strength": strength, "start_percent": 0.0, "end_percent": 1.0}}
+        prompt["3"]["inputs"].update(positive=["12", 0], negative=["12", 1])
+        return prompt
+
+    prompts = [controlled(1, 1.0), controlled(2, 0.4), controlled(3, 1.7)]
+    solo = make_backend(tmp_path / "solo", demo_models)
+    Image.fromarray(hint).save(solo.config.input_dir / "hint.png")
+    expected = []
+    for p in prompts:
+        record, _ = run(solo, p)
+        expected.append(pixels(output_files(solo, record)[0]))
+    live = make_backend(tmp_path / "live", demo_models)
+    Image.fromarray(hint).save(live.config.input_dir / "hint.png")
+    live.start()
+    try:
+        done = threading.Semaphore(0)
+        live.add_listener(lambda e: done.release() if isinstance(e, ev.PromptDone) else None)
+        ids = [live.submit(PromptRequest(p, client_id="c")).prompt_id for p in prompts]
+        for _ in ids:
+            assert done.acquire(timeout=300)
+        cn = next(s for s in live.services.snapshot() if s["kind"] == "controlnet")
+        assert cn["calls_run"] == 18 and cn["batches_run"] < 18, cn
+        for pid, want in zip(ids, expected):
+            got = pixels(output_files(live, live.record(pid))[0])
+            assert np.abs(got - want).max() <= 1
+    finally:
+        live.stop()
