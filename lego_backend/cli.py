@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv = sub.add_parser("convert", help="UI-format workflow -> API-format prompt on stdout")
     conv.add_argument("workflow")
 
+    bench = sub.add_parser("bench", help="micro-serving vs monolithic: SLO attainment under "
+                                          "Poisson and bursty traces (writes results.json)")
+    bench.add_argument("rest", nargs=argparse.REMAINDER,
+                       help="options of the benchmark (--out DIR, --quick, --models DIR, ...)")
+
     compat = sub.add_parser("compat", help="workflow compatibility tools")
     compat.add_argument("action", choices=["report"])
     compat.add_argument("rest", nargs=argparse.REMAINDER,
@@ -101,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    argv = sys.argv[1:] if argv is None else argv
+    # These two own their option parsing (and --help).
+    if argv[:1] == ["bench"]:
+        from lego_backend.bench.run import main_bench
+        return main_bench(argv[1:])
+    if argv[:2] == ["compat", "report"]:
+        from lego_backend.compat_report import main_compat_report
+        return main_compat_report(argv[2:])
     args = build_parser().parse_args(argv)
     if args.command == "run":
         from lego_backend.run_command import run_workflow
@@ -109,9 +122,6 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(args)
     if args.command == "demo-models":
         return _demo(args)
-    if args.command == "compat":
-        from lego_backend.compat_report import main_compat_report
-        return main_compat_report(args.rest)
     if args.command == "convert":
         from lego_backend.run_command import convert_command
         return convert_command(args)
