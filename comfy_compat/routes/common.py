@@ -42,10 +42,24 @@ def twin(path: str, endpoint: Callable[..., Any], methods: list[str]) -> list[Ba
             Route("/api" + path, endpoint, methods=methods)]
 
 
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) more than `limit` bytes, declared or streamed."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise simple_error(413, f"Request body too large (max {limit} bytes)")
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise simple_error(413, f"Request body too large (max {limit} bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def read_json(request: Request, *, prompt_style: bool = False,
                     empty: Any = None) -> Any:
     """The request's JSON body; an empty body gives `empty`; invalid JSON is a 400."""
-    raw = await request.body()
+    raw = await read_limited(request, settings(request).max_upload_size)
     if not raw.strip():
         return empty
     try:

@@ -19,7 +19,9 @@ from starlette.routing import BaseRoute
 from comfy_compat.errors import ClientError, simple_error
 from comfy_compat.jsonresp import json_response
 from comfy_compat.paths import is_plain_name, safe_join
-from comfy_compat.routes.common import call, is_true, media_dir, parse_model, settings, twin
+from comfy_compat.routes.common import (
+    call, is_true, media_dir, parse_model, read_limited, settings, twin,
+)
 from comfy_compat.schemas import MaskRef
 from lego_backend.errors import UnsafePathError
 
@@ -57,7 +59,7 @@ def _encode(path: Path, preview: str | None, channel: str, default_quality: int
     try:
         img = Image.open(path)
         img.load()
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
         return None
     has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
     if channel == "rgb":
@@ -110,22 +112,9 @@ async def view(request: Request) -> Response:
 
 
 # --- uploads ------------------------------------------------------------------------------------------
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise simple_error(413, f"Upload too large (max {limit} bytes)")
-    chunks, total = [], 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise simple_error(413, f"Upload too large (max {limit} bytes)")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _form(request: Request) -> dict[str, Any]:
     limit = settings(request).max_upload_size
-    body = await _read_limited(request, limit)
+    body = await read_limited(request, limit)
     sent = False
 
     async def receive() -> dict[str, Any]:

@@ -18,12 +18,17 @@ from starlette.routing import BaseRoute
 from comfy_compat.errors import simple_error
 from comfy_compat.jsonresp import json_response
 from comfy_compat.paths import safe_join
-from comfy_compat.routes.common import backend, call, is_true, read_json, settings, twin
+from comfy_compat.routes.common import (
+    backend, call, is_true, read_json, read_limited, settings, twin,
+)
 from lego_backend.errors import UnsafePathError
 
 SETTINGS_FILE = "comfy.settings.json"
 DEFAULT_USER = "default"
-EMPTY_CSS = {"user.css"}  # the editor's index.html links it: answer an empty sheet, not a 404
+EMPTY_CSS = {"user.css"}
+_SAFE_TYPES = {".json": "application/json", ".css": "text/css", ".txt": "text/plain",
+               ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".webp": "image/webp"}  # the editor's index.html links it: answer an empty sheet, not a 404
 
 
 def init_user_dir(user_dir: Path) -> None:
@@ -163,7 +168,9 @@ async def get_userdata(request: Request) -> Response:
         if rel in EMPTY_CSS:
             return Response("", media_type="text/css")
         raise simple_error(404, "File not found")
-    return FileResponse(path)
+    # never served as something a browser would render or run (html, js, svg...)
+    media_type = _SAFE_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return FileResponse(path, media_type=media_type)
 
 
 async def post_userdata(request: Request) -> Response:
@@ -176,14 +183,15 @@ async def post_userdata(request: Request) -> Response:
     path = _user_path(request, rel)
     if not rel or path == root:
         raise simple_error(400, "File name required")
-    body = await request.body()
-    if len(body) > settings(request).max_upload_size:
-        raise simple_error(413, "File too large")
+    body = await read_limited(request, settings(request).max_upload_size)
     if path.exists() and not overwrite:
         raise simple_error(409, "File already exists")
     if path.is_dir():
         raise simple_error(400, "Path is a directory")
-    await call(_write, path, body)
+    try:
+        await call(_write, path, body)
+    except OSError as exc:
+        raise simple_error(400, f"Cannot write {rel}: {exc.strerror}") from None
     return json_response(_info(root, path) if full_info else path.relative_to(root).as_posix())
 
 
@@ -202,8 +210,11 @@ async def _move(request: Request, rel: str, dest: str, overwrite: bool,
         raise simple_error(404, "Source file not found")
     if dst.exists() and not overwrite:
         raise simple_error(409, "Destination file already exists")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(src, dst)
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    except OSError as exc:
+        raise simple_error(400, f"Cannot move {rel}: {exc.strerror}") from None
     return json_response(_info(root, dst) if full_info else dst.relative_to(root).as_posix())
 
 

@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
 
 from tests.integration.server.live import CKPT, LiveServer, txt2img
 
@@ -142,3 +144,12 @@ def test_cross_site_requests_are_refused(server: LiveServer):
     assert r.status_code == 403
     ok = server.http.get("/api/settings", headers={"Origin": server.url})
     assert ok.status_code == 200
+    with pytest.raises(InvalidStatus) as refused:
+        connect(server.ws_url, additional_headers={"Origin": "http://evil.example"},
+                open_timeout=10)
+    assert refused.value.response.status_code == 403
+
+
+def test_oversized_json_body_is_413(small_upload_server: LiveServer):
+    r = small_upload_server.http.post("/api/prompt", json={"prompt": txt2img(text="x" * 5000)})
+    assert r.status_code == 413 and "too large" in r.json()["error"]

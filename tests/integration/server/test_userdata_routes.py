@@ -64,6 +64,11 @@ def test_userdata_round_trip(server: LiveServer, tmp_path: Path):
     assert http.get("/api/userdata", params={"dir": "nothing"}).status_code == 404
     assert http.get("/api/userdata").status_code == 400
     assert http.get("/api/userdata/user.css").headers["content-type"].startswith("text/css")
+    # a file used as a directory, html served inert
+    assert http.post("/api/userdata/comfy.templates.json%2Fx", content=b"x").status_code == 400
+    http.post("/api/userdata/page.html", content=b"<script>alert(1)</script>")
+    r = http.get("/api/userdata/page.html")
+    assert r.headers["content-type"] == "application/octet-stream"
 
 
 def test_userdata_refuses_paths_outside_the_user_dir(server: LiveServer, tmp_path: Path):
