@@ -103,7 +103,7 @@ class Hub:
             session.close()
         self._loop = None
 
-    # --- backend threads -> loop ---------------------------------------------------------------------
+    # --- backend threads -> loop ------------------------------------------------------------------
     def on_event(self, event: ev.Event) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -147,7 +147,7 @@ class Hub:
         with contextlib.suppress(Exception):
             await session.websocket.close(code=1013)
 
-    # --- one websocket ------------------------------------------------------------------------------
+    # --- one websocket ----------------------------------------------------------------------------
     async def handle(self, websocket: WebSocket) -> None:
         sid = websocket.query_params.get("clientId") or uuid.uuid4().hex
         if len(sid) > MAX_CLIENT_ID_LEN:

@@ -5,7 +5,7 @@ import importlib.metadata
 import importlib.resources
 from pathlib import Path
 
-# The editor version this server is tested against; reported as system_stats.required_frontend_version.
+# The editor version this server is tested against (system_stats.required_frontend_version).
 REQUIRED_FRONTEND_VERSION = "1.58.1"
 FRONTEND_PACKAGE = "comfyui-frontend-package"
 

@@ -11,8 +11,15 @@ from starlette.routing import BaseRoute
 from comfy_compat.errors import simple_error
 from comfy_compat.jsonresp import json_response
 from comfy_compat.messages import history_messages, render
-from comfy_compat.routes.common import backend, call, int_param, parse_model, read_json, \
-    read_model, twin
+from comfy_compat.routes.common import (
+    backend,
+    call,
+    int_param,
+    parse_model,
+    read_json,
+    read_model,
+    twin,
+)
 from comfy_compat.routes.prompt import is_canonical_uuid, public_extra, queue_item
 from comfy_compat.schemas import HistoryBody, JobsCancelBody
 from lego_backend.runtime import events as ev

@@ -5,13 +5,15 @@ import io
 import mimetypes
 import os
 import re
+import struct
 import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute
@@ -20,7 +22,13 @@ from comfy_compat.errors import ClientError, simple_error
 from comfy_compat.jsonresp import json_response
 from comfy_compat.paths import is_plain_name, safe_join
 from comfy_compat.routes.common import (
-    call, is_true, media_dir, parse_model, read_limited, settings, twin,
+    call,
+    is_true,
+    media_dir,
+    parse_model,
+    read_limited,
+    settings,
+    twin,
 )
 from comfy_compat.schemas import MaskRef
 from lego_backend.errors import UnsafePathError
@@ -28,6 +36,9 @@ from lego_backend.errors import UnsafePathError
 mimetypes.add_type("image/webp", ".webp")
 _ANNOTATION = re.compile(r"^(.*) \[(output|input|temp)\]$")
 _UNSAFE_INLINE = {".html", ".htm", ".js", ".mjs", ".css", ".svg", ".xml", ".xhtml"}
+# what Pillow raises on garbage or hostile input
+PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+                 Image.DecompressionBombError)
 _PREVIEW_FORMATS = {"webp": "WEBP", "jpeg": "JPEG", "jpg": "JPEG"}
 
 
@@ -41,7 +52,7 @@ def _resolve_view(request: Request) -> Path:
         filename, kind = m.group(1), m.group(2)
     if not filename:
         raise simple_error(400, "filename is required")
-    if filename.startswith("/") or filename.startswith("\\") or ".." in filename:
+    if filename.startswith(("/", "\\")) or ".." in filename:
         raise simple_error(400, "Invalid filename")
     base = media_dir(request, kind)
     try:
@@ -59,7 +70,7 @@ def _encode(path: Path, preview: str | None, channel: str, default_quality: int
     try:
         img = Image.open(path)
         img.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+    except PILLOW_ERRORS:
         return None
     has_alpha = img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
     if channel == "rgb":
@@ -111,7 +122,7 @@ async def view(request: Request) -> Response:
                         content_disposition_type=disposition)
 
 
-# --- uploads ------------------------------------------------------------------------------------------
+# --- uploads --------------------------------------------------------------------------------------
 async def _form(request: Request) -> dict[str, Any]:
     limit = settings(request).max_upload_size
     body = await read_limited(request, limit)
@@ -127,7 +138,7 @@ async def _form(request: Request) -> dict[str, Any]:
     replay = Request(request.scope, receive)
     try:
         form = await replay.form(max_files=4, max_fields=32, max_part_size=limit)
-    except Exception as exc:  # malformed multipart (MultiPartException, ValueError, ...)
+    except (MultiPartException, ValueError, KeyError) as exc:  # malformed multipart
         raise simple_error(400, f"Invalid multipart form: {exc}") from None
     out: dict[str, Any] = {}
     for key, value in form.multi_items():
@@ -156,7 +167,7 @@ def _check_image(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.verify()
-    except Exception:  # Pillow raises many kinds for garbage input
+    except PILLOW_ERRORS:  # garbage input
         raise simple_error(400, "Uploaded file is not an image this server can read") from None
 
 
@@ -217,7 +228,7 @@ async def upload_mask(request: Request) -> Response:
         raise simple_error(404, "Original image not found")
     try:
         merged = await call(_apply_mask, original, data)
-    except (UnidentifiedImageError, OSError, ValueError):
+    except PILLOW_ERRORS:
         raise simple_error(400, "Original image cannot be read") from None
     name = await call(_store, folder, image.filename, merged, overwrite)
     return json_response({"name": name, "subfolder": subfolder, "type": kind})

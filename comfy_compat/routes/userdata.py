@@ -19,16 +19,23 @@ from comfy_compat.errors import simple_error
 from comfy_compat.jsonresp import json_response
 from comfy_compat.paths import safe_join
 from comfy_compat.routes.common import (
-    backend, call, is_true, read_json, read_limited, settings, twin,
+    backend,
+    call,
+    is_true,
+    read_json,
+    read_limited,
+    settings,
+    twin,
 )
 from lego_backend.errors import UnsafePathError
 
 SETTINGS_FILE = "comfy.settings.json"
 DEFAULT_USER = "default"
-EMPTY_CSS = {"user.css"}
+EMPTY_CSS = {"user.css"}  # the editor's index.html links it: answer an empty sheet, not a 404
+# content types userdata may be served with; anything else is inert octet-stream
 _SAFE_TYPES = {".json": "application/json", ".css": "text/css", ".txt": "text/plain",
                ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-               ".webp": "image/webp"}  # the editor's index.html links it: answer an empty sheet, not a 404
+               ".webp": "image/webp"}
 
 
 def init_user_dir(user_dir: Path) -> None:
@@ -112,7 +119,7 @@ async def _update_settings(request: Request, update: dict[str, Any]) -> None:
         await call(_save_settings, path, data)
 
 
-# --- /userdata -------------------------------------------------------------------------------------
+# --- /userdata ------------------------------------------------------------------------------------
 def _info(root: Path, path: Path) -> dict[str, Any]:
     st = path.stat()
     return {"path": path.relative_to(root).as_posix(), "size": st.st_size,

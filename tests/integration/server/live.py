@@ -8,7 +8,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import uvicorn
@@ -32,7 +32,7 @@ class LiveServer:
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]},
                                         name="live-server", daemon=True)
 
-    def __enter__(self) -> LiveServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -90,7 +90,7 @@ class WSClient:
     def close(self) -> None:
         self.conn.close()
 
-    def __enter__(self) -> WSClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

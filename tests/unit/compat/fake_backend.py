@@ -22,7 +22,10 @@ from PIL import Image
 
 from lego_backend.config import BackendConfig
 from lego_backend.errors import (
-    BackPressureError, DuplicatePromptError, GraphValidationError, NodeValidationErrors,
+    BackPressureError,
+    DuplicatePromptError,
+    GraphValidationError,
+    NodeValidationErrors,
     ValidationReason,
 )
 from lego_backend.runtime import events as ev
@@ -74,7 +77,7 @@ class FakeBackend:
         self._stop = False
         self._thread: threading.Thread | None = None
 
-    # --- lifecycle ---------------------------------------------------------------------------------
+    # --- lifecycle --------------------------------------------------------------------------------
     def start(self) -> None:
         for d in (self.config.output_dir, self.config.input_dir, self.config.temp_dir,
                   self.config.user_dir, *(self.config.models_dir / f for f in FOLDERS)):
@@ -93,7 +96,7 @@ class FakeBackend:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    # --- graph surface -------------------------------------------------------------------------------
+    # --- graph surface ----------------------------------------------------------------------------
     def object_info(self) -> dict[str, Any]:
         ckpts = self.list_models("checkpoints") or []
         inputs = sorted(p.name for p in Path(self.config.input_dir).glob("*") if p.is_file())
@@ -144,7 +147,7 @@ class FakeBackend:
     def convert_workflow(self, workflow: dict[str, Any]) -> dict[str, Any]:
         raise NotImplementedError("UI workflows are not supported by the fake")
 
-    # --- validation --------------------------------------------------------------------------------
+    # --- validation -------------------------------------------------------------------------------
     def _validate(self, prompt: Any, targets: list[str] | None
                   ) -> tuple[list[str], dict[str, NodeValidationErrors]]:
         if not isinstance(prompt, dict):
@@ -235,7 +238,7 @@ class FakeBackend:
         visit(out)
         return order
 
-    # --- queue ---------------------------------------------------------------------------------------
+    # --- queue ------------------------------------------------------------------------------------
     def submit(self, request: PromptRequest) -> SubmitResult:
         outputs, node_errors = self._validate(request.prompt, request.partial_execution_targets)
         with self._lock:
@@ -301,7 +304,7 @@ class FakeBackend:
         if free_memory:
             self._cache.clear()
 
-    # --- history -------------------------------------------------------------------------------------
+    # --- history ----------------------------------------------------------------------------------
     def history(self) -> list[PromptRecord]:
         with self._lock:
             return list(self._history.values())
@@ -324,7 +327,7 @@ class FakeBackend:
         with self._lock:
             self._history.clear()
 
-    # --- events ----------------------------------------------------------------------------------------
+    # --- events -----------------------------------------------------------------------------------
     def add_listener(self, listener: Callable[[ev.Event], None]) -> Callable[[], None]:
         with self._lock:
             self._listeners.append(listener)
@@ -355,7 +358,7 @@ class FakeBackend:
     def _status(self) -> None:
         self._emit(ev.QueueStatus("", None, queue_remaining=self.queue_remaining()))
 
-    # --- worker ------------------------------------------------------------------------------------------
+    # --- worker -----------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
             self.hold.wait()
