@@ -9,6 +9,7 @@ import struct
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from PIL import Image
@@ -100,6 +101,12 @@ def _encode(path: Path, preview: str | None, channel: str, default_quality: int
     return buf.getvalue(), "image/png"
 
 
+def _disposition(name: str) -> str:
+    """`filename="..."` that survives quotes and non-latin-1 names (RFC 6266 filename*)."""
+    ascii_name = name.encode("ascii", "replace").decode().replace('"', "_").replace("?", "_")
+    return f"inline; filename=\"{ascii_name}\"; filename*=utf-8''{quote(name)}"
+
+
 async def view(request: Request) -> Response:
     path = _resolve_view(request)
     preview = request.query_params.get("preview") or None
@@ -111,7 +118,7 @@ async def view(request: Request) -> Response:
         if encoded is not None:
             data, mime = encoded
             return Response(data, media_type=mime,
-                            headers={"Content-Disposition": f'filename="{path.name}"'})
+                            headers={"Content-Disposition": _disposition(path.name)})
     ext = path.suffix.lower()
     media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     disposition = "inline"

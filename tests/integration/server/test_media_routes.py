@@ -54,6 +54,11 @@ def test_view_serves_files_and_refuses_escapes(server: LiveServer, tmp_path: Pat
         assert r.status_code == status, (params, r.status_code)
         assert b"secret" not in r.content
 
+    (out / 'ca"fé.png').write_bytes(data)
+    for extra in ({}, {"preview": "webp"}, {"channel": "rgb"}):
+        r = get("/api/view", params={"filename": 'ca"fé.png', "subfolder": "sub", **extra})
+        assert r.status_code == 200 and "%22f%C3%A9" in r.headers["content-disposition"]
+
     r = get("/api/view", params={"filename": "page.html"})
     assert r.headers["content-type"] == "application/octet-stream"
     assert r.headers["content-disposition"].startswith("attachment")
