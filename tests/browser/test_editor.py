@@ -1,6 +1,7 @@
 """The stock ComfyUI editor (comfyui-frontend-package) in real headless Chromium against our
 server and the real backend: the page loads with no console errors and no failed /api requests,
-a graph is queued by clicking Run, progress advances, the output image is displayed.
+a graph is queued by clicking Run, progress advances, the output image is displayed on the
+SaveImage node and in the Media Assets sidebar. Screenshots: <tmp>/editor.png, <tmp>/assets.png.
 
 The editor's built-in default graph (1.58: a Z-Image-Turbo graph) needs nodes and models this
 server does not have, so after checking that it loads, the test opens ComfyUI's classic SD1.5
@@ -150,6 +151,12 @@ def test_editor_loads_queues_and_shows_the_image(editor_server: LiveServer, tmp_
                           "c.ds.offset = [40, 60]; c.setDirty(true, true); }")
             page.wait_for_timeout(1500)
             page.screenshot(path=str(tmp_path / "editor.png"))
+
+            # the Media Assets sidebar (fed by /api/jobs) lists the generated image
+            page.get_by_role("button", name="Assets").first.click()
+            page.locator(f"img[src*='filename={saved[-1].name}']").first.wait_for(timeout=30_000)
+            page.wait_for_timeout(500)
+            page.screenshot(path=str(tmp_path / "assets.png"))
         finally:
             context.close()
 
