@@ -26,6 +26,7 @@ from lego_backend.runtime.output_cache import OutputCache
 from lego_backend.runtime.records import PromptRecord, PromptRequest, SubmitResult
 from lego_backend.runtime.scheduler import LatencyModel, admit
 from lego_backend.services.pool import ServicePool
+from lego_backend.services.router import ScalingRule
 from node_library import build_registry
 from node_library.image_io import list_input_images
 
@@ -38,8 +39,10 @@ class Backend:
         self.registry = build_registry()
         self.models = ModelStore(config.models_dir, config.extra_model_paths)
         self.tensors = TensorStore()
+        scaling = {kind: ScalingRule(lo, hi) for kind, lo, hi in config.replicas}
         self.lanes = LaneRouter(config.mode, self.tensors, config.max_concurrent_prompts,
-                                config.max_batch, config.model_memory)
+                                config.max_batch, config.model_memory, scaling=scaling,
+                                runtime=config.replica_runtime)
         self.paths = Paths(config.output_dir, config.input_dir, config.temp_dir, self.models)
         self._lane_of: dict[str, Lane] = {}  # queued or running prompt -> its lane
         self.latency = LatencyModel()
@@ -247,7 +250,8 @@ class Backend:
         denoisers = [s for s in services if s["kind"] == "denoiser"]
         calls = sum(s["calls_run"] for s in denoisers)
         batches = sum(s["batches_run"] for s in denoisers)
-        return {"mode": self.lanes.mode, "services": services,
+        scaling = [d for lane in self.lanes.all() for d in lane.services.scaling_log]
+        return {"mode": self.lanes.mode, "services": services, "scaling_decisions": scaling[-50:],
                 "resident_weight_bytes": sum(s["resident_bytes"] for s in services),
                 "mean_denoiser_batch": calls / batches if batches else 0.0}
 

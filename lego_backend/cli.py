@@ -28,9 +28,26 @@ def _config(args: argparse.Namespace) -> BackendConfig:
         serving["max_concurrent_prompts"] = args.max_concurrent
     if getattr(args, "model_memory", None) is not None:
         serving["model_memory"] = args.model_memory
+    if getattr(args, "replicas", None):
+        serving["replicas"] = tuple(args.replicas)
+    if getattr(args, "replica_runtime", None):
+        serving["replica_runtime"] = args.replica_runtime
     return BackendConfig(models_dir=models, output_dir=output, input_dir=inp,
                          temp_dir=home / "temp", data_dir=data, extra_model_paths=extra,
                          torch_threads=getattr(args, "threads", None), **serving)  # type: ignore[arg-type]
+
+
+def _replicas(text: str) -> tuple[str, int, int]:
+    """'denoiser=2' (fixed) or 'denoiser=0:3' (autoscale between min and max)."""
+    kind, sep, count = text.partition("=")
+    lo, colon, hi = count.partition(":")
+    try:
+        low, high = int(lo), int(hi if colon else lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KIND=N or KIND=MIN:MAX") from None
+    if not sep or not kind or low < 0 or high < max(1, low):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KIND=N or KIND=MIN:MAX")
+    return kind, low, high
 
 
 def _bytes(text: str) -> int:
@@ -77,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="resident weights budget, e.g. 8GiB: idle services beyond it unload")
     serve.add_argument("--slo-scale", type=float,
                        help="default deadline = this x the workflow's standalone latency")
+    serve.add_argument("--replicas", type=_replicas, action="append", metavar="KIND=N|MIN:MAX",
+                       help="replicas per service kind (denoiser, text_encoder, vae, "
+                            "controlnet); MIN:MAX scales with load, MIN 0 = scale to zero")
+    serve.add_argument("--replica-runtime", choices=["thread", "process"],
+                       help="run replicas in this process (default) or in worker processes "
+                            "(tensors cross by shared memory)")
     serve.add_argument("--lora-async-steps", type=int, metavar="K",
                        help="a LoRA'd prompt may denoise up to K steps while its LoRA loads "
                             "(default 0: strict, deterministic)")

@@ -32,6 +32,9 @@ class BackendConfig:
     slo_scale: float = 5.0  # default deadline: slo_scale x the workflow's standalone latency
     admission: str = "besteffort"  # "strict": refuse (429) prompts predicted to miss their SLO
     lora_async_steps: int = 0  # K: a LoRA'd request may denoise K steps before its LoRA loads
+    # (service kind, min replicas, max replicas); kinds not listed run one replica
+    replicas: tuple[tuple[str, int, int], ...] = ()
+    replica_runtime: str = "thread"  # "thread" (this process) | "process" (worker processes)
     mode: str = "micro"  # "micro" | "monolithic" (the baseline: one worker per workflow kind)
     model_memory: int | None = None  # bytes of resident weights before idle services unload
 

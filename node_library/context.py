@@ -24,7 +24,7 @@ class NodeContext(Protocol):
     def prefetch_adapters(self, spec: Any, refs: tuple[Any, ...]) -> list[Any]:
         """Start loading LoRAs on the service that will apply them; returns futures."""
 
-    def stream(self, spec: Any) -> Any:
+    def stream(self, spec: Any, adapters: tuple[Any, ...] = ()) -> Any:
         """Context manager: this node will call `spec` at every step (lets batches form)."""
 
     def put(self, tensor: Any) -> TensorHandle: ...

@@ -80,9 +80,9 @@ class RunContext:
         """Start loading LoRAs on the service that will apply them; returns futures."""
         return self.services.prefetch_adapters(spec, refs)
 
-    def stream(self, spec: Any) -> Any:
+    def stream(self, spec: Any, adapters: tuple[Any, ...] = ()) -> Any:
         """Context manager around a sampling loop that calls `spec` at every step."""
-        return self.services.stream(spec)
+        return self.services.stream(spec, adapters)
 
     def put(self, tensor: torch.Tensor) -> TensorHandle:
         handle = self.store.put(tensor)

@@ -17,6 +17,7 @@ from lego_backend.graph.plan import ExecutionPlan
 from lego_backend.runtime.output_cache import OutputCache
 from lego_backend.runtime.queue import PromptQueue
 from lego_backend.services.pool import ServicePool
+from lego_backend.services.router import ScalingRule
 
 MODEL_INPUTS = ("ckpt_name", "lora_name", "vae_name", "control_net_name", "model_name")
 
@@ -48,7 +49,8 @@ def workflow_kind(plan: ExecutionPlan) -> str:
 
 class LaneRouter:
     def __init__(self, mode: str, store: TensorStore, runners: int, max_batch: int,
-                 model_memory: int | None, instances_per_kind: int = 1):
+                 model_memory: int | None, instances_per_kind: int = 1,
+                 scaling: dict[str, ScalingRule] | None = None, runtime: str = "thread"):
         if mode not in ("micro", "monolithic"):
             raise ValueError(f"unknown mode {mode!r}: expected micro or monolithic")
         self.mode = mode
@@ -57,6 +59,8 @@ class LaneRouter:
         self._max_batch = max_batch
         self._model_memory = model_memory
         self._instances = instances_per_kind
+        self._scaling = scaling or {}
+        self._runtime = runtime
         self._lock = threading.Lock()
         self.lanes: dict[str, Lane] = {}
         self.on_new_lane: list = []  # callbacks(lane): the backend starts its runners
@@ -65,7 +69,8 @@ class LaneRouter:
 
     def _add(self, name: str, runners: int, max_batch: int) -> Lane:
         lane = Lane(name, PromptQueue(),
-                    ServicePool(self._store, self._model_memory, max_batch=max_batch),
+                    ServicePool(self._store, self._model_memory, max_batch=max_batch,
+                                scaling=self._scaling, runtime=self._runtime),
                     OutputCache(self._store), runners)
         self.lanes[name] = lane
         for callback in self.on_new_lane:

@@ -61,7 +61,7 @@ def sample(ctx: Any, req: SampleRequest) -> Latent:
     guided = GuidedDenoiser(ctx, req.model, schedule, req.positive, req.negative, req.cfg)
     # Bounded asynchronous LoRA loading: denoising starts while adapters load; from step K on
     # they must be in (K = 0: strict, every step sees the LoRA, output is deterministic).
-    loading = ctx.prefetch_adapters(req.model.denoiser, req.model.adapters)
+    loading: list[Any] = []
     apply_from = max(0, int(getattr(ctx, "lora_async_steps", 0)))
 
     def denoise(request: Any) -> Any:
@@ -85,8 +85,11 @@ def sample(ctx: Any, req: SampleRequest) -> Latent:
 
     gen = build_sampler(req.sampler_name, x, sigmas, req.seed)
     with ExitStack() as streams:  # this request calls these services at every step
-        for spec in [req.model.denoiser, *_controlnets(req.positive + req.negative)]:
+        streams.enter_context(ctx.stream(req.model.denoiser, req.model.adapters))
+        for spec in _controlnets(req.positive + req.negative):
             streams.enter_context(ctx.stream(spec))
+        # on the replica this request is pinned to
+        loading.extend(ctx.prefetch_adapters(req.model.denoiser, req.model.adapters))
         out = run_sampler(gen, denoise, on_step)
     if mask is not None:
         out = out * mask + x0 * (1 - mask)

@@ -1,13 +1,16 @@
-"""Services by weights identity: one service (and its replica) per ServiceSpec.key, shared by
-every prompt of every workflow. Calls queue at the replica, which batches compatible ones.
-A memory budget unloads least-recently-used idle services."""
+"""Services by weights identity: one service per ServiceSpec.key, shared by every prompt of every
+workflow, with one or more replicas. Calls queue at a replica, which batches compatible ones.
+The router picks a replica per request (pinned for a whole sampling loop); scaling rules set how
+many replicas each service kind runs, in this process (threads) or in worker processes. A memory
+budget unloads least-recently-used idle services."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lego_backend.dataplane.store import TensorStore
@@ -15,9 +18,12 @@ from lego_backend.services.controlnet import ControlNetService
 from lego_backend.services.denoiser import DenoiserService
 from lego_backend.services.protocol import ModelService, ServiceCall, ServiceSpec
 from lego_backend.services.replica import Replica
+from lego_backend.services.router import (ReplicaLoad, ScalingRule, choose_replica,
+                                          desired_replicas)
 from lego_backend.services.text_encoder import TextEncoderService
 from lego_backend.services.vae import VaeService
 
+log = logging.getLogger("lego.scaling")
 Factory = Callable[[ServiceSpec, TensorStore], ModelService]
 
 DEFAULT_FACTORIES: dict[str, Factory] = {
@@ -26,108 +32,194 @@ DEFAULT_FACTORIES: dict[str, Factory] = {
     "vae": VaeService,
     "controlnet": ControlNetService,
 }
+SCALE_EVERY_S = 1.0  # autoscaling looks at a service at most this often
 
 
 @dataclass
 class _Entry:
-    replica: Replica
+    spec: ServiceSpec
+    replicas: list[Replica]
     last_used: float
+    last_scaled: float = 0.0
+    adapters_sent: dict[int, set[str]] = field(default_factory=dict)  # id(replica) -> LoRAs
 
 
 class ServicePool:
     def __init__(self, store: TensorStore, memory_budget: int | None = None,
                  factories: dict[str, Factory] | None = None, max_batch: int = 16,
-                 linger_s: float = 0.004):
+                 linger_s: float = 0.004, scaling: dict[str, ScalingRule] | None = None,
+                 runtime: str = "thread", worker_threads: int | None = None):
         self.store = store
         self.memory_budget = memory_budget
         self.max_batch = max_batch
         self.linger_s = linger_s
+        self.scaling = dict(scaling or {})
+        self.runtime = runtime  # "thread" | "process"
+        self.worker_threads = worker_threads
+        self.scaling_log: list[dict[str, Any]] = []  # decisions, newest last (bounded)
         self._factories = dict(DEFAULT_FACTORIES if factories is None else factories)
         self._lock = threading.Lock()
         self._entries: dict[tuple[Any, ...], _Entry] = {}
+        self._pins = threading.local()  # a request's replica for its sampling loop
 
-    def replica(self, spec: ServiceSpec) -> Replica:
+    def _rule(self, kind: str) -> ScalingRule:
+        return self.scaling.get(kind, ScalingRule())
+
+    def _new_replica(self, spec: ServiceSpec) -> Replica:
+        factory = self._factories.get(spec.kind)
+        if factory is None:
+            raise KeyError(f"no service kind {spec.kind!r}")
+        service = factory(spec, self.store)
+        if self.runtime == "process":
+            from lego_backend.services.process_replica import ProcessReplica
+            return ProcessReplica(service, self.max_batch, self.linger_s, self.worker_threads)
+        return Replica(service, self.max_batch, self.linger_s)
+
+    def _entry(self, spec: ServiceSpec) -> _Entry:
         with self._lock:
             entry = self._entries.get(spec.key)
             if entry is None:
-                factory = self._factories.get(spec.kind)
-                if factory is None:
-                    raise KeyError(f"no service kind {spec.kind!r}")
-                entry = _Entry(Replica(factory(spec, self.store), self.max_batch, self.linger_s),
-                               time.monotonic())
+                entry = _Entry(spec, [], time.monotonic())
                 self._entries[spec.key] = entry
             entry.last_used = time.monotonic()
-            return entry.replica
+        self._autoscale(entry)
+        return entry
+
+    def replica(self, spec: ServiceSpec, adapters: tuple[Any, ...] = ()) -> Replica:
+        """The replica a request should use now (its pinned one inside a stream)."""
+        pinned = getattr(self._pins, "by_key", {}).get(spec.key)
+        if pinned is not None:
+            return pinned
+        entry = self._entry(spec)
+        with self._lock:
+            if not entry.replicas:  # scaled to zero: a request brings one back
+                entry.replicas.append(self._new_replica(spec))
+                self._log(spec, 0, 1, "cold start")
+            wanted = {a.identity for a in adapters}
+            loads = [ReplicaLoad(r.queue_depth, r.streams, r.loaded,
+                                 len(wanted & entry.adapters_sent.get(id(r), set())))
+                     for r in entry.replicas]
+            chosen = entry.replicas[choose_replica(loads)]
+            entry.adapters_sent.setdefault(id(chosen), set()).update(wanted)
+            return chosen
 
     def call(self, spec: ServiceSpec, op: str, deadline: float = float("inf"),
              **args: Any) -> Any:
-        """Queue one call on the service for `spec` (created and loaded on first use) and wait
-        for its result."""
-        result = self.replica(spec).submit(ServiceCall(op, args), deadline).result()
+        """Queue one call on a replica of the service for `spec` and wait for its result."""
+        replica = self.replica(spec, args.get("adapters", ()))
+        result = replica.submit(ServiceCall(op, args), deadline).result()
         self._evict_over_budget(keep=spec.key)
         return result
 
     @contextmanager
-    def stream(self, spec: ServiceSpec) -> Iterator[None]:
-        """Mark a request that will call `spec` at every step (so batches wait for it)."""
-        replica = self.replica(spec)
+    def stream(self, spec: ServiceSpec, adapters: tuple[Any, ...] = ()) -> Iterator[None]:
+        """A request that calls `spec` at every step: pin it to one replica (its batches form
+        there) for the whole loop."""
+        replica = self.replica(spec, adapters)
+        pins = getattr(self._pins, "by_key", None)
+        if pins is None:
+            pins = self._pins.by_key = {}
+        pins[spec.key] = replica
         replica.open_stream()
         try:
             yield
         finally:
             replica.close_stream()
+            pins.pop(spec.key, None)
 
     def prefetch_adapters(self, spec: ServiceSpec, refs: tuple[Any, ...]) -> list[Any]:
-        """Start loading a request's LoRAs on the replica that will run it; futures."""
-        cache = getattr(self.replica(spec).service, "adapters", None)
-        return [cache.request(ref) for ref in refs] if cache is not None else []
+        """Start loading a request's LoRAs on the replica that will run it; futures (in-process
+        replicas; a worker process loads them with its first batch)."""
+        cache = getattr(self.replica(spec, refs).service, "adapters", None)
+        if cache is None or self.runtime == "process":
+            return []
+        return [cache.request(ref) for ref in refs]
+
+    # --- scaling and memory ---------------------------------------------------------------------
+    def _autoscale(self, entry: _Entry) -> None:
+        now = time.monotonic()
+        if now - entry.last_scaled < SCALE_EVERY_S and entry.replicas:
+            return
+        entry.last_scaled = now
+        rule = self._rule(entry.spec.kind)
+        with self._lock:
+            current = len(entry.replicas)
+            load = sum(r.queue_depth + r.streams for r in entry.replicas)
+            want = desired_replicas(rule, current, load)
+            if want == 0 and current == 0:
+                want = 1  # someone is asking for this service right now
+            while len(entry.replicas) < want:
+                entry.replicas.append(self._new_replica(entry.spec))
+            retired = []
+            while len(entry.replicas) > want:
+                idle = [r for r in entry.replicas if r.idle and r.streams == 0]
+                if not idle:
+                    break
+                entry.replicas.remove(idle[-1])
+                retired.append(idle[-1])
+        if want != current:
+            self._log(entry.spec, current, len(entry.replicas), f"load {load}")
+        for replica in retired:
+            replica.close()
+
+    def _log(self, spec: ServiceSpec, before: int, after: int, why: str) -> None:
+        decision = {"time": time.time(), "service": spec.label, "from": before, "to": after,
+                    "why": why}
+        log.info("scaling %s: %d -> %d replicas (%s)", spec.label, before, after, why)
+        self.scaling_log.append(decision)
+        del self.scaling_log[:-200]
 
     def resident_bytes(self) -> int:
+        return sum(r.resident_bytes() for r in self._all_replicas())
+
+    def _all_replicas(self) -> list[Replica]:
         with self._lock:
-            entries = list(self._entries.values())
-        return sum(e.replica.service.resident_bytes() for e in entries)
+            return [r for e in self._entries.values() for r in e.replicas]
 
     def _evict_over_budget(self, keep: tuple[Any, ...]) -> None:
         if self.memory_budget is None:
             return
         with self._lock:
-            entries = sorted(((k, e) for k, e in self._entries.items() if k != keep),
-                             key=lambda ke: ke[1].last_used)
+            entries = sorted((e for k, e in self._entries.items() if k != keep),
+                             key=lambda e: e.last_used)
         total = self.resident_bytes()
-        for _, entry in entries:
-            if total <= self.memory_budget:
-                break
-            total -= entry.replica.unload_if_idle()
+        for entry in entries:
+            for replica in entry.replicas:
+                if total <= self.memory_budget:
+                    return
+                total -= replica.unload_if_idle()
 
     def unload_all(self) -> None:
-        with self._lock:
-            entries = list(self._entries.values())
-        for entry in entries:
-            entry.replica.unload_if_idle()
+        for replica in self._all_replicas():
+            replica.unload_if_idle()
 
     def close(self) -> None:
+        replicas = self._all_replicas()
         with self._lock:
-            entries = list(self._entries.values())
             self._entries.clear()
-        for entry in entries:
-            entry.replica.close()
+        for replica in replicas:
+            replica.close()
 
     def snapshot(self) -> list[dict[str, Any]]:
-        """What /lego/services shows."""
+        """What /lego/services shows: one row per service, its replicas inside."""
         with self._lock:
-            entries = list(self._entries.values())
+            entries = [(e.spec, list(e.replicas)) for e in self._entries.values()]
         out = []
-        for e in entries:
-            svc, rep = e.replica.service, e.replica
-            sizes = list(rep.batch_sizes)
+        for spec, replicas in entries:
+            sizes = [n for r in replicas for n in r.batch_sizes]
+            adapters = sorted({a for r in replicas if hasattr(r.service, "adapters")
+                               for a in r.service.adapters.identities()})
             out.append({
-                "service": svc.spec.label, "kind": svc.spec.kind,
-                "weights_identity": svc.spec.identity,
-                "replicas": 1, "loaded": svc.loaded, "resident_bytes": svc.resident_bytes(),
-                "queue_depth": rep.queue_depth, "batches_run": svc.batches_run,
-                "calls_run": svc.calls_run,
-                "adapters_loaded": (svc.adapters.identities()
-                                    if hasattr(svc, "adapters") else []),
+                "service": spec.label, "kind": spec.kind, "weights_identity": spec.identity,
+                "replicas": len(replicas), "loaded": any(r.loaded for r in replicas),
+                "resident_bytes": sum(r.resident_bytes() for r in replicas),
+                "queue_depth": sum(r.queue_depth for r in replicas),
+                "batches_run": sum(r.batches_run for r in replicas),
+                "calls_run": sum(r.calls_run for r in replicas),
                 "mean_batch": (sum(sizes) / len(sizes)) if sizes else 0.0,
+                "adapters_loaded": adapters,
+                "replica_detail": [{**r.describe(), "loaded": r.loaded,
+                                    "resident_bytes": r.resident_bytes(),
+                                    "queue_depth": r.queue_depth} for r in replicas],
             })
         return out

@@ -38,6 +38,9 @@ class Replica:
         self._closed = False
         self._run_lock = threading.Lock()  # held while the model runs or is unloaded
         self.batch_sizes: list[int] = []  # sizes of the last batches run (bounded)
+        self.batches_run = 0
+        self.calls_run = 0
+        self.runtime = "thread"
         self._thread = threading.Thread(target=self._loop, name=f"replica-{service.spec.kind}",
                                         daemon=True)
         self._thread.start()
@@ -65,6 +68,11 @@ class Replica:
             self._cv.notify()
 
     @property
+    def streams(self) -> int:
+        with self._cv:
+            return self._streams
+
+    @property
     def queue_depth(self) -> int:
         with self._cv:
             return len(self._queue)
@@ -73,6 +81,23 @@ class Replica:
     def idle(self) -> bool:
         with self._cv:
             return not self._queue and not self._busy
+
+    # --- where the model runs (a worker-process replica overrides these) -------------------------
+    def _execute(self, calls: list[ServiceCall]) -> list[Any]:
+        with self._run_lock:
+            return self.service.run_batch(calls)
+
+    @property
+    def loaded(self) -> bool:
+        return self.service.loaded
+
+    def resident_bytes(self) -> int:
+        return self.service.resident_bytes()
+
+    def describe(self) -> dict[str, Any]:
+        """Where this replica runs (for /lego/services)."""
+        import os
+        return {"runtime": self.runtime, "pid": os.getpid()}
 
     def unload_if_idle(self) -> int:
         """Free the weights if nothing waits or runs; returns the bytes freed."""
@@ -104,8 +129,7 @@ class Replica:
                     return
                 self._busy = True
             try:
-                with self._run_lock:
-                    results = self.service.run_batch([q.call for q in batch])
+                results = self._execute([q.call for q in batch])
                 for q, result in zip(batch, results):
                     q.future.set_result(result)
             except BaseException as exc:  # the callers see the failure; the replica lives on
@@ -115,6 +139,8 @@ class Replica:
             finally:
                 with self._cv:
                     self._busy = False
+                    self.batches_run += 1
+                    self.calls_run += len(batch)
                     self.batch_sizes.append(len(batch))
                     del self.batch_sizes[:-1000]
 

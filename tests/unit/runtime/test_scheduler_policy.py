@@ -64,3 +64,21 @@ def test_latency_model_prefers_solo_runs():
     m.observe("k", 4.0, ran_alone=True)
     m.observe("k", 2.0, ran_alone=True)
     assert m.standalone("k") == 3.0
+
+
+def test_router_prefers_adapter_affinity_then_resident_then_least_loaded():
+    from lego_backend.services.router import ReplicaLoad, choose_replica
+    loads = [ReplicaLoad(5, 1, True, 0), ReplicaLoad(1, 0, True, 0), ReplicaLoad(0, 0, False, 0)]
+    assert choose_replica(loads) == 1
+    loads.append(ReplicaLoad(9, 3, True, 1))
+    assert choose_replica(loads) == 3
+
+
+def test_autoscaling_follows_load_within_bounds_and_scales_down_gently():
+    from lego_backend.services.router import ScalingRule, desired_replicas
+    rule = ScalingRule(min_replicas=0, max_replicas=3, target_load=4)
+    assert desired_replicas(rule, current=1, load=9) == 3
+    assert desired_replicas(rule, current=1, load=40) == 3
+    assert desired_replicas(rule, current=3, load=0) == 2
+    assert desired_replicas(rule, current=1, load=0) == 0  # scale to zero when cold
+    assert desired_replicas(ScalingRule(1, 2, 4), current=1, load=0) == 1
