@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from comfy_compat import templates
 from comfy_compat.errors import exception_handlers
-from comfy_compat.routes import history, media, object_info, prompt, system, userdata
+from comfy_compat.routes import history, lego, media, object_info, prompt, system, userdata
 from comfy_compat.routes.common import DEFAULT_MAX_UPLOAD, EdgeSettings
 from comfy_compat.ws import Hub
 from lego_backend.backend_api import BackendAPI
@@ -102,7 +102,7 @@ def build_app(backend: BackendAPI, *, frontend_root: Path | None = None,
         WebSocketRoute("/ws", hub.handle),
         WebSocketRoute("/api/ws", hub.handle),
         *prompt.routes(), *history.routes(), *object_info.routes(), *media.routes(),
-        *system.routes(), *userdata.routes(), *templates.routes(),
+        *system.routes(), *userdata.routes(), *templates.routes(), *lego.routes(),
         *_frontend_routes(root),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())

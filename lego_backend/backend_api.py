@@ -74,5 +74,8 @@ class BackendAPI(Protocol):
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Subscribe to every event; returns the unsubscribe function."""
 
+    def services_report(self) -> dict[str, Any]:
+        """GET /lego/services: services, replicas, resident bytes, queue depths, batching."""
+
     def running_node(self, client_id: str) -> tuple[str, str] | None:
         """(prompt_id, node_id) currently executing for this client, for reconnects."""

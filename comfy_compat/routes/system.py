@@ -130,7 +130,6 @@ def routes() -> list[BaseRoute]:
     return [
         *twin("/system_stats", system_stats, ["GET"]),
         *twin("/features", features, ["GET"]),
-        *twin("/extensions", _constant([]), ["GET"]),
         *twin("/i18n", _constant({}), ["GET"]),
         *twin("/node_replacements", _constant({}), ["GET"]),
         *twin("/global_subgraphs", _constant({}), ["GET"]),

@@ -47,6 +47,11 @@ def init_user_dir(user_dir: Path) -> None:
     templates = root / "comfy.templates.json"
     if not templates.exists():
         templates.write_text("[]", encoding="utf-8")
+    settings = root / "comfy.settings.json"
+    if not settings.exists():
+        # A new user lands on a graph that runs here (web/extension swaps the stock default),
+        # not on the template browser, whose templates mostly need models this server lacks.
+        settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}), encoding="utf-8")
 
 
 def user_root(request: Request) -> Path:

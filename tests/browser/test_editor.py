@@ -4,9 +4,9 @@ a graph is queued by clicking Run, progress advances, the output image is displa
 SaveImage node and in the Media Assets sidebar. Screenshots: <tmp>/editor.png, <tmp>/assets.png.
 
 The editor's built-in default graph (1.58: a Z-Image-Turbo graph) needs nodes and models this
-server does not have, so after checking that it loads, the test opens ComfyUI's classic SD1.5
-default graph (tests/data/workflows/default_graph_v04.json) with its checkpoint set to the demo
-model, the way a user opens a workflow file, and runs that."""
+server does not have; our editor extension (web/extension) replaces it on a first visit with the
+classic text-to-image graph on the server's checkpoint. The test runs exactly what a new user
+sees, then drops the PNG it produced onto the canvas and checks the graph comes back."""
 from __future__ import annotations
 
 import importlib.util
@@ -28,8 +28,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-DEFAULT_GRAPH = Path(__file__).resolve().parents[1] / "data" / "workflows" / \
-    "default_graph_v04.json"
+DEFAULT_WORKFLOW = json.loads(
+    (Path(__file__).resolve().parents[2] / "web" / "default_workflow.json").read_text())
 
 
 def _require_browser() -> None:
@@ -49,10 +49,6 @@ def editor_server(tmp_path: Path, demo_models: Path) -> Iterator[LiveServer]:
     config = BackendConfig(models_dir=demo_models, output_dir=tmp_path / "output",
                            input_dir=tmp_path / "input", temp_dir=tmp_path / "temp",
                            data_dir=tmp_path / "data")
-    # a returning user: without this the editor opens its template browser on an empty canvas
-    settings = config.user_dir / "default" / "comfy.settings.json"
-    settings.parent.mkdir(parents=True)
-    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))
     with LiveServer(build_app(Backend(config))) as srv:
         yield srv
 
@@ -96,7 +92,6 @@ def test_editor_loads_queues_and_shows_the_image(editor_server: LiveServer, tmp_
 
     srv = editor_server
     log = PageLog(srv.url)
-    workflow = json.loads(DEFAULT_GRAPH.read_text())
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
@@ -106,27 +101,21 @@ def test_editor_loads_queues_and_shows_the_image(editor_server: LiveServer, tmp_
             page = context.new_page()
             log.attach(page)
             page.goto(srv.url + "/")
-            page.wait_for_function("() => window.app?.graph?.nodes?.length > 0", timeout=90_000)
-            default_types = page.evaluate("() => window.app.graph.nodes.map(n => n.type)")
-            assert "KSampler" in default_types and "SaveImage" in default_types
-
-            # open the classic default graph with the installed checkpoint, sized for a CPU
+            # a first visit ends on the runnable default graph (the extension swaps the stock one)
+            page.wait_for_function(
+                "() => window.app?.graph?.nodes?.some(n => n.type === 'CheckpointLoaderSimple')",
+                timeout=90_000)
             ckpt = srv.http.get("/api/models/checkpoints").json()[0]
-            for node in workflow["nodes"]:
-                if node["type"] == "CheckpointLoaderSimple":
-                    node["widgets_values"] = [ckpt]
-                elif node["type"] == "EmptyLatentImage":
-                    node["widgets_values"] = [128, 128, 1]
-                elif node["type"] == "KSampler":
-                    node["widgets_values"][2] = 8  # steps
-            page.evaluate("""wf => {
+            shown_ckpt = page.evaluate("""() => window.app.graph.nodes
+                .find(n => n.type === 'CheckpointLoaderSimple').widgets[0].value""")
+            assert shown_ckpt == ckpt
+            steps = page.evaluate("""() => window.app.graph.nodes
+                .find(n => n.type === 'KSampler').widgets.find(w => w.name === 'steps').value""")
+            page.evaluate("""() => {
                 window.__progress = [];
                 window.app.api.addEventListener('progress',
                     e => window.__progress.push([e.detail.value, e.detail.max]));
-                return window.app.loadGraphData(wf);
-            }""", workflow)
-            page.wait_for_function(
-                "() => window.app.graph.nodes.some(n => n.type === 'CheckpointLoaderSimple')")
+            }""")
 
             with page.expect_response(lambda r: "/api/view?" in r.url and "type=output" in r.url,
                                       timeout=120_000) as view_info:
@@ -135,7 +124,7 @@ def test_editor_loads_queues_and_shows_the_image(editor_server: LiveServer, tmp_
             view = view_info.value
             progress = page.evaluate("() => window.__progress")
             assert [v for v, _ in progress] == sorted(v for v, _ in progress)
-            assert progress[-1] == [8, 8] and len(progress) >= 2
+            assert progress[-1] == [steps, steps] and len(progress) >= 2
 
             # the SaveImage node fetched and shows exactly the saved file
             saved = sorted((tmp_path / "output").glob("ComfyUI_*.png"))
@@ -157,6 +146,28 @@ def test_editor_loads_queues_and_shows_the_image(editor_server: LiveServer, tmp_
             page.locator(f"img[src*='filename={saved[-1].name}']").first.wait_for(timeout=30_000)
             page.wait_for_timeout(500)
             page.screenshot(path=str(tmp_path / "assets.png"))
+
+            # drop the produced PNG on an empty canvas: its embedded workflow comes back
+            page.evaluate("() => window.app.loadGraphData({nodes: [], links: [], version: 0.4})")
+            page.wait_for_function("() => window.app.graph.nodes.length === 0")
+            page.evaluate("""async name => {
+                const blob = await (await fetch('api/view?type=output&filename=' + name)).blob();
+                const dt = new DataTransfer();
+                dt.items.add(new File([blob], name, {type: 'image/png'}));
+                const target = document.querySelector('canvas#graph-canvas')
+                    ?? document.querySelector('canvas');
+                for (const type of ['dragenter', 'dragover', 'drop']) {
+                    target.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true,
+                                                              cancelable: true}));
+                }
+            }""", saved[-1].name)
+            page.wait_for_function(
+                "() => window.app.graph.nodes.some(n => n.type === 'KSampler')", timeout=30_000)
+            restored = page.evaluate("""() => window.app.graph.nodes
+                .filter(n => n.type === 'CLIPTextEncode').map(n => n.widgets[0].value).sort()""")
+            expected = sorted(n["widgets_values"][0] for n in DEFAULT_WORKFLOW["nodes"]
+                              if n["type"] == "CLIPTextEncode")
+            assert restored == expected
         finally:
             context.close()
 

@@ -15,7 +15,8 @@ GET_ROUTES = ["/prompt", "/queue", "/history", "/jobs", "/object_info", "/object
               "/experiment/models/checkpoints", "/embeddings", "/system_stats", "/features",
               "/extensions", "/i18n", "/node_replacements", "/global_subgraphs",
               "/global_subgraphs/none", "/workflow_templates", "/users", "/settings",
-              "/settings/x", "/userdata?dir=workflows", "/v2/userdata"]
+              "/settings/x", "/userdata?dir=workflows", "/v2/userdata", "/lego/services",
+              "/lego/default_workflow"]
 
 
 def test_every_json_route_has_an_api_twin(server: LiveServer):
@@ -86,3 +87,20 @@ def test_frontend_templates_and_internal(server: LiveServer):
     assert get("/internal/files/output").json() == []
     assert get("/internal/files/bogus").status_code == 400
     assert get("/api/internal/logs").status_code == 404  # /internal has no /api twin
+
+
+def test_lego_routes_services_extension_and_runnable_default(server: LiveServer):
+    get = server.http.get
+    report = get("/api/lego/services").json()
+    assert report["mode"] == "micro" and "resident_weight_bytes" in report
+    assert get("/api/extensions").json() == ["/extensions/lego/lego-defaults.js"]
+    js = get("/extensions/lego/lego-defaults.js")
+    assert js.status_code == 200 and "registerExtension" in js.text
+    assert js.headers["content-type"].startswith("application/javascript")
+    assert get("/extensions/lego/..%2Fdefault_workflow.json").status_code == 404
+    workflow = get("/api/lego/default_workflow").json()
+    ckpt = next(n for n in workflow["nodes"] if n["type"] == "CheckpointLoaderSimple")
+    assert ckpt["widgets_values"] == [CKPT]
+    # the UI workflow converts and validates on this server as it is
+    reply = server.http.post("/api/prompt", json={"prompt": workflow})
+    assert reply.status_code == 200, reply.text

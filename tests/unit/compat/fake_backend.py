@@ -338,6 +338,10 @@ class FakeBackend:
                     self._listeners.remove(listener)
         return remove
 
+    def services_report(self) -> dict[str, Any]:
+        return {"mode": "fake", "services": [], "resident_weight_bytes": 0,
+                "mean_denoiser_batch": 0.0, "scaling_decisions": []}
+
     def running_node(self, client_id: str) -> tuple[str, str] | None:
         with self._lock:
             rec, node = self._running, self._running_node
