@@ -14,14 +14,16 @@ pytestmark = pytest.mark.slow
 
 def test_settings_persist_per_user_on_disk(server: LiveServer, tmp_path: Path):
     http = server.http
-    assert http.get("/api/settings").json() == {}
+    # a new user starts past the tutorial, on the runnable default graph
+    assert http.get("/api/settings").json() == {"Comfy.TutorialCompleted": True}
     assert http.post("/api/settings", json={"Comfy.A": 1, "Comfy.B": "x"}).status_code == 200
     assert http.post("/settings/Comfy.C", json={"nested": [1, 2]}).status_code == 200
     assert http.get("/api/settings/Comfy.C").json() == {"nested": [1, 2]}
     assert http.get("/api/settings/Comfy.Missing").json() is None
     stored = json.loads((tmp_path / "data" / "user" / "default" / "comfy.settings.json")
                         .read_text())
-    assert stored == {"Comfy.A": 1, "Comfy.B": "x", "Comfy.C": {"nested": [1, 2]}}
+    assert stored == {"Comfy.TutorialCompleted": True, "Comfy.A": 1, "Comfy.B": "x",
+                      "Comfy.C": {"nested": [1, 2]}}
     assert http.post("/api/settings", json=[1]).status_code == 400
     assert http.get("/api/users").json() == {"storage": "server", "migrated": True}
 
