@@ -62,3 +62,19 @@ def test_strict_admission_refuses_prompts_that_would_miss_their_slo(tmp_path, de
                                      extra_data={"lego": {"slo_ms": 1}}))
     assert info.value.retry_after_s >= 1.0
     assert backend.queue_remaining() == 1  # the refused prompt was not queued
+
+
+def test_memory_budget_unloads_least_recently_used_idle_services(tmp_path, demo_models):
+    backend = _backend(tmp_path, demo_models, model_memory=1)  # nothing idle may stay resident
+    prompt = txt2img(seed=1, steps=2)
+    record, _ = run(backend, prompt)
+    assert record.status == "success"
+    report = backend.services_report()
+    loaded = [s["kind"] for s in report["services"] if s["loaded"]]
+    # only the service called last (the VAE decode) is still resident
+    assert loaded == ["vae"], report
+    again, _ = run(backend, txt2img(seed=2, steps=2))  # unloaded services come back on demand
+    assert again.status == "success"
+    unlimited = _backend(tmp_path / "all", demo_models)
+    run(unlimited, prompt)
+    assert all(s["loaded"] for s in unlimited.services_report()["services"])
