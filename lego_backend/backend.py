@@ -6,7 +6,6 @@ import copy
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +19,9 @@ from lego_backend.graph.plan import ExecutionPlan
 from lego_backend.models.store import ModelStore
 from lego_backend.runtime import events as ev
 from lego_backend.runtime.context import Paths, RunContext
+from lego_backend.runtime.event_bus import EventBus, Listener
 from lego_backend.runtime.executor import execute
+from lego_backend.runtime.history import PromptHistory
 from lego_backend.runtime.lanes import Lane, LaneRouter, workflow_kind
 from lego_backend.runtime.output_cache import OutputCache
 from lego_backend.runtime.records import PromptRecord, PromptRequest, SubmitResult
@@ -29,8 +30,6 @@ from lego_backend.services.pool import ServicePool
 from lego_backend.services.router import ScalingRule
 from node_library import build_registry
 from node_library.image_io import list_input_images
-
-Listener = Callable[[ev.Event], None]
 
 
 class Backend:
@@ -49,12 +48,12 @@ class Backend:
         self._kinds: dict[str, str] = {}  # queued or running prompt -> workflow kind
         self._deadlines: dict[str, float] = {}  # queued or running prompt -> monotonic deadline
         self._lock = threading.Lock()
-        self._history: OrderedDict[str, PromptRecord] = OrderedDict()
+        self._history = PromptHistory(config.history_max)
         self._plans: dict[str, ExecutionPlan] = {}
         self._running: dict[str, PromptRecord] = {}  # prompt_id -> record, in start order
         self._running_nodes: dict[str, str] = {}  # prompt_id -> node executing now
         self._cancels: dict[str, threading.Event] = {}
-        self._listeners: list[Listener] = []
+        self._events = EventBus()
         self._counter = 0
         self._started = False
         self._stopping = False
@@ -243,22 +242,11 @@ class Backend:
 
     def services_report(self) -> dict[str, Any]:
         """GET /lego/services: every service of every lane, resident weights, batching."""
-        services = []
-        for lane in self.lanes.all():
-            for entry in lane.services.snapshot():
-                services.append({**entry, "lane": lane.name})
-        denoisers = [s for s in services if s["kind"] == "denoiser"]
-        calls = sum(s["calls_run"] for s in denoisers)
-        batches = sum(s["batches_run"] for s in denoisers)
-        scaling = [d for lane in self.lanes.all() for d in lane.services.scaling_log]
-        return {"mode": self.lanes.mode, "services": services, "scaling_decisions": scaling[-50:],
-                "resident_weight_bytes": sum(s["resident_bytes"] for s in services),
-                "mean_denoiser_batch": calls / batches if batches else 0.0}
+        return self.lanes.services_report()
 
     # --- history -----------------------------------------------------------------------------------
     def history(self) -> list[PromptRecord]:
-        with self._lock:
-            return list(self._history.values())
+        return self._history.all()
 
     def record(self, prompt_id: str) -> PromptRecord | None:
         running = self._running.get(prompt_id)
@@ -267,28 +255,17 @@ class Backend:
         for rec in self._pending():
             if rec.prompt_id == prompt_id:
                 return rec
-        with self._lock:
-            return self._history.get(prompt_id)
+        return self._history.get(prompt_id)
 
     def delete_history(self, prompt_ids: list[str]) -> None:
-        with self._lock:
-            for pid in prompt_ids:
-                self._history.pop(pid, None)
+        self._history.delete(prompt_ids)
 
     def clear_history(self) -> None:
-        with self._lock:
-            self._history.clear()
+        self._history.clear()
 
     # --- events ------------------------------------------------------------------------------------
     def add_listener(self, listener: Listener) -> Callable[[], None]:
-        with self._lock:
-            self._listeners.append(listener)
-
-        def remove() -> None:
-            with self._lock:
-                if listener in self._listeners:
-                    self._listeners.remove(listener)
-        return remove
+        return self._events.add_listener(listener)
 
     def running_node(self, client_id: str) -> tuple[str, str] | None:
         with self._lock:
@@ -301,10 +278,7 @@ class Backend:
     def _emit(self, event: ev.Event) -> None:
         if isinstance(event, ev.Executing):
             self._running_nodes[event.prompt_id] = event.node
-        with self._lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            listener(event)
+        self._events.emit(event)
 
     def _emit_queue_status(self) -> None:
         self._emit(ev.QueueStatus("", None, queue_remaining=self.queue_remaining()))
@@ -361,10 +335,8 @@ class Backend:
             self._emit(failure)
         finally:
             record.end_time = int(time.time() * 1000)
+            self._history.add(record)
             with self._lock:
-                self._history[record.prompt_id] = record
-                while len(self._history) > self.config.history_max:
-                    self._history.popitem(last=False)
                 alone = alone_at_start and len(self._running) == 1
                 self._running.pop(record.prompt_id, None)
                 self._lane_of.pop(record.prompt_id, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from lego_backend.dataplane.store import TensorStore
 from lego_backend.graph.plan import ExecutionPlan
@@ -91,3 +92,15 @@ class LaneRouter:
     def all(self) -> list[Lane]:
         with self._lock:
             return list(self.lanes.values())
+
+    def services_report(self) -> dict[str, Any]:
+        """Every service of every lane, resident weights, mean denoiser batch, scaling log."""
+        services = [{**entry, "lane": lane.name} for lane in self.all()
+                    for entry in lane.services.snapshot()]
+        denoisers = [s for s in services if s["kind"] == "denoiser"]
+        calls = sum(s["calls_run"] for s in denoisers)
+        batches = sum(s["batches_run"] for s in denoisers)
+        scaling = [d for lane in self.all() for d in lane.services.scaling_log]
+        return {"mode": self.mode, "services": services, "scaling_decisions": scaling[-50:],
+                "resident_weight_bytes": sum(s["resident_bytes"] for s in services),
+                "mean_denoiser_batch": calls / batches if batches else 0.0}
