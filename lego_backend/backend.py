@@ -42,7 +42,8 @@ class Backend:
         self.lanes = LaneRouter(config.mode, self.tensors, config.max_concurrent_prompts,
                                 config.max_batch, config.model_memory, scaling=scaling,
                                 runtime=config.replica_runtime)
-        self.paths = Paths(config.output_dir, config.input_dir, config.temp_dir, self.models)
+        self.paths = Paths(config.output_dir, config.input_dir, config.temp_dir, self.models,
+                           config.max_pixels)
         self._lane_of: dict[str, Lane] = {}  # queued or running prompt -> its lane
         self.latency = LatencyModel()
         self._kinds: dict[str, str] = {}  # queued or running prompt -> workflow kind
@@ -150,6 +151,7 @@ class Backend:
             extra.setdefault("create_time", int(time.time() * 1000))
             record = PromptRecord(pid, number, plan.prompt, extra, list(plan.outputs),
                                   create_time=extra["create_time"])
+            self._check_queue_room(request.client_id)
             lane = self.lanes.lane_for(plan)
             kind = workflow_kind(plan)
             decision = self._admission(lane, kind, extra)
@@ -165,6 +167,14 @@ class Backend:
             lane.queue.put(record)
         self._emit_queue_status()
         return SubmitResult(pid, number, plan.node_errors)
+
+    def _check_queue_room(self, client_id: str | None) -> None:
+        pending = self._pending()
+        if len(pending) >= self.config.max_queue:
+            raise BackPressureError(f"The queue is full ({len(pending)} prompts waiting)", 5.0)
+        mine = sum(1 for r in pending if r.client_id == client_id)
+        if client_id is not None and mine >= self.config.max_queue_per_client:
+            raise BackPressureError(f"This client already has {mine} prompts waiting", 5.0)
 
     def _admission(self, lane: Lane, kind: str, extra: dict[str, Any]) -> Any:
         """SLO: extra_data.lego.slo_ms, else slo_scale x the kind's standalone latency."""

@@ -21,7 +21,8 @@ def _config(args: argparse.Namespace) -> BackendConfig:
     if not extra and default_extra.is_file():
         extra = (default_extra,)
     serving: dict[str, object] = {}
-    for name in ("mode", "slo_scale", "admission", "max_batch", "lora_async_steps"):
+    for name in ("mode", "slo_scale", "admission", "max_batch", "lora_async_steps", "max_queue",
+                 "max_queue_per_client", "max_pixels"):
         if getattr(args, name, None) is not None:
             serving[name] = getattr(args, name)
     if getattr(args, "max_concurrent", None) is not None:
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--lora-async-steps", type=int, metavar="K",
                        help="a LoRA'd prompt may denoise up to K steps while its LoRA loads "
                             "(default 0: strict, deterministic)")
+    serve.add_argument("--max-queue", type=int, help="pending prompts in all (default 1000); "
+                                                     "more get HTTP 429 with Retry-After")
+    serve.add_argument("--max-queue-per-client", type=int,
+                       help="pending prompts of one client (default 200)")
+    serve.add_argument("--max-pixels", type=int,
+                       help="width x height x batch allowed for one image or latent "
+                            "(default 67108864)")
     serve.add_argument("--admission", choices=["besteffort", "strict"],
                        help="strict: answer 429 to prompts predicted to miss their SLO")
     _common(serve)

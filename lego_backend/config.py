@@ -25,6 +25,9 @@ class BackendConfig:
     preview_method: str = "auto"  # "none" | "auto" | "latent2rgb"
     preview_interval_s: float = 0.2  # minimum time between two previews of one node
     history_max: int = 10000
+    max_queue: int = 1000  # pending prompts in all; more get HTTP 429 with Retry-After
+    max_queue_per_client: int = 200  # pending prompts of one client_id
+    max_pixels: int = 64 * 1024 * 1024  # width x height x batch of one image or latent
     # Prompts executing at once. Their service calls interleave, and denoiser steps of different
     # prompts batch together; 1 = ComfyUI's one-prompt-at-a-time executor.
     max_concurrent_prompts: int = 4

@@ -7,9 +7,11 @@ from node_library.registry import NodeRegistry
 def build_registry() -> NodeRegistry:
     """Every node this server offers. Imported lazily: node modules pull in torch."""
     from node_library import conditioning, controlnet, image, latent, loaders, sampling, vae
+    from node_library import canny, outpaint, upscale
 
     registry = NodeRegistry()
-    for module in (loaders, conditioning, sampling, latent, vae, image, controlnet):
+    for module in (loaders, conditioning, sampling, latent, vae, image, controlnet, upscale,
+                   outpaint, canny):
         for spec in module.SPECS:
             registry.add(spec)
     return registry

@@ -10,6 +10,7 @@ import torch
 from lego_backend.errors import UnsafePathError
 from node_library import image_io
 from node_library.inputs import COMBO, FLOAT, HIDDEN, INT, MAX_RESOLUTION, OUT, SOCKET, STRING
+from node_library.limits import check_pixels
 from node_library.resize import upscale
 from node_library.spec import InputSpec, NodeOutput, NodeSpec
 
@@ -115,7 +116,7 @@ SPECS = [
              (SOCKET("image", "IMAGE"), COMBO("upscale_method", IMAGE_METHODS),
               INT("width", 512, 0, MAX_RESOLUTION, step=1),
               INT("height", 512, 0, MAX_RESOLUTION, step=1), COMBO("crop", CROP)),
-             (OUT("IMAGE"),), image_scale),
+             (OUT("IMAGE"),), image_scale, validate=check_pixels),
     NodeSpec("ImageScaleBy", "Upscale Image By", "image/upscaling",
              (SOCKET("image", "IMAGE"), COMBO("upscale_method", IMAGE_METHODS),
               FLOAT("scale_by", 1.0, 0.01, 8.0, step=0.01)),
@@ -125,7 +126,7 @@ SPECS = [
               INT("height", 512, 1, MAX_RESOLUTION, step=1),
               INT("batch_size", 1, 1, 4096),
               INT("color", 0, 0, 0xFFFFFF, step=1, extra={"display": "color"})),
-             (OUT("IMAGE"),), empty_image),
+             (OUT("IMAGE"),), empty_image, validate=check_pixels),
     NodeSpec("ImageInvert", "Invert Image", "image",
              (SOCKET("image", "IMAGE"),), (OUT("IMAGE"),), image_invert),
 ]

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from node_library.inputs import COMBO, FLOAT, INT, MAX_RESOLUTION, OUT, SOCKET
+from node_library.limits import check_pixels
 from node_library.resize import upscale
 from node_library.spec import NodeOutput, NodeSpec
 from node_library.values import Latent
@@ -65,12 +66,12 @@ SPECS = [
               INT("batch_size", 1, 1, 4096, tooltip="The number of latent images in the batch.")),
              (OUT("LATENT", tooltip="The empty latent image batch."),),
              empty_latent, description="Create a new batch of empty latent images to be "
-                                       "denoised via sampling."),
+                                       "denoised via sampling.", validate=check_pixels),
     NodeSpec("LatentUpscale", "Upscale Latent", "latent",
              (SOCKET("samples", "LATENT"), COMBO("upscale_method", LATENT_METHODS),
               INT("width", 512, 0, MAX_RESOLUTION, step=8),
               INT("height", 512, 0, MAX_RESOLUTION, step=8), COMBO("crop", CROP)),
-             (OUT("LATENT"),), latent_upscale),
+             (OUT("LATENT"),), latent_upscale, validate=check_pixels),
     NodeSpec("LatentUpscaleBy", "Upscale Latent By", "latent",
              (SOCKET("samples", "LATENT"), COMBO("upscale_method", LATENT_METHODS),
               FLOAT("scale_by", 1.5, 0.01, 8.0, step=0.01)),

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from lego_backend.models.configs import load_shipped_config
+from lego_backend.models.demo_extra import EXTRA_FILES, write_demo_extras
 from lego_backend.models.demo_lora import write_demo_loras
 from lego_backend.models.ldm_export import clip_to_ldm, controlnet_to_ldm, unet_to_ldm, vae_to_ldm
 from lego_backend.models.safetensors_io import save_tensors
@@ -35,6 +36,7 @@ DEMO_FILES = {  # result key -> path relative to the models dir
     "lora_peft": f"loras/{DEMO_LORA_PEFT}",
     "controlnet": f"controlnet/{DEMO_CONTROLNET}",
     "vae": f"vae/{DEMO_VAE}",
+    **EXTRA_FILES,  # upscaler, embedding (demo_extra.py)
 }
 
 # Overrides of the shipped SD1.5 configs. Channel counts stay multiples of 32 so SD's
@@ -122,6 +124,7 @@ def build_demo_models(models_dir: Path, seed: int = 0) -> dict[str, Path]:
                  _metadata(seed, "controlnet"))
     write_demo_loras(mods.unet, mods.text_encoder, paths["lora"], paths["lora_peft"],
                      seed=seed, metadata=_metadata(seed, "lora"))
+    write_demo_extras(models_dir, seed, CLIP_OVERRIDES["hidden_size"], _metadata(seed, "extra"))
     return paths
 
 

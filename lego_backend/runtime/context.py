@@ -24,12 +24,14 @@ MAX_PREVIEW_SIDE = 512
 
 @dataclass
 class Paths:
-    """Folders a node may read or write; also what validation of file inputs checks against."""
+    """Folders a node may read or write, and the server's size limit; also what validation of
+    file inputs and sizes checks against."""
 
     output_dir: Path
     input_dir: Path
     temp_dir: Path
     models: Any  # ModelStore
+    max_pixels: int = 64 * 1024 * 1024  # width x height x batch of one image/latent tensor
 
 
 @dataclass

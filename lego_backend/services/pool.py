@@ -21,6 +21,7 @@ from lego_backend.services.replica import Replica
 from lego_backend.services.router import (ReplicaLoad, ScalingRule, choose_replica,
                                           desired_replicas)
 from lego_backend.services.text_encoder import TextEncoderService
+from lego_backend.services.upscaler import UpscalerService
 from lego_backend.services.vae import VaeService
 
 log = logging.getLogger("lego.scaling")
@@ -31,6 +32,7 @@ DEFAULT_FACTORIES: dict[str, Factory] = {
     "denoiser": DenoiserService,
     "vae": VaeService,
     "controlnet": ControlNetService,
+    "upscaler": UpscalerService,
 }
 SCALE_EVERY_S = 1.0  # autoscaling looks at a service at most this often
 

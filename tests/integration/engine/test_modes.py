@@ -78,3 +78,21 @@ def test_memory_budget_unloads_least_recently_used_idle_services(tmp_path, demo_
     unlimited = _backend(tmp_path / "all", demo_models)
     run(unlimited, prompt)
     assert all(s["loaded"] for s in unlimited.services_report()["services"])
+
+
+def test_size_and_queue_limits_are_refused_up_front(tmp_path, demo_models):
+    from lego_backend.errors import GraphValidationError
+    backend = _backend(tmp_path, demo_models, max_pixels=256 * 256, max_queue=2,
+                       max_queue_per_client=1)
+    huge = txt2img()
+    huge["5"]["inputs"].update(width=16384, height=16384, batch_size=64)
+    with pytest.raises(GraphValidationError) as info:
+        backend.submit(PromptRequest(huge, client_id="a"))
+    reason = info.value.node_errors["5"].errors[0]
+    assert reason.type == "custom_validation_failed" and "exceeds" in reason.details
+    backend.submit(PromptRequest(txt2img(seed=1), client_id="a"))
+    with pytest.raises(BackPressureError, match="already has 1"):
+        backend.submit(PromptRequest(txt2img(seed=2), client_id="a"))
+    backend.submit(PromptRequest(txt2img(seed=3), client_id="b"))
+    with pytest.raises(BackPressureError, match="queue is full"):
+        backend.submit(PromptRequest(txt2img(seed=4), client_id="c"))

@@ -1,0 +1,146 @@
+"""Service-time profiles: plain data read from JSON (lego_backend/sim/profiles/*.json).
+
+A profile holds, per model kind and resolution, rows by batch size (batch = requests, CFG
+included): one denoiser step, one ControlNet step, text encode and VAE decode, in ms; and per
+component the weights bytes and load time. Times between measured batch sizes are linearly
+interpolated (GPU latency is close to linear in batch past the launch-bound region); past the
+largest measured batch the batch does not fit, which is why `max_batch` is the last row."""
+from __future__ import annotations
+
+import bisect
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "lego-sim-profile/1"
+COMPONENTS = ("unet", "text_encoder", "vae", "controlnet", "lora")
+ROW_FIELDS = ("batch", "step_ms", "controlnet_step_ms", "encode_ms", "decode_ms")
+DEFAULT_PROFILE = "gpu-published.json"
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    kind: str  # model family, e.g. "sd15": every checkpoint of the family shares these times
+    resolution: int  # pixels per side
+    default_steps: int  # denoiser steps a request of this kind runs unless told otherwise
+    batches: tuple[int, ...]  # measured batch sizes, ascending; the last is max_batch
+    step_s: tuple[float, ...]  # per batch size, seconds (the simulator's clock unit)
+    controlnet_step_s: tuple[float, ...]
+    encode_s: tuple[float, ...]
+    decode_s: tuple[float, ...]
+    weights_bytes: dict[str, int]  # per component
+    load_s: dict[str, float]  # per component: cold load onto the device
+    activation_bytes_per_sample: int  # working memory a batch row needs on top of weights
+
+    @property
+    def max_batch(self) -> int:
+        return self.batches[-1]
+
+    def _at(self, table: tuple[float, ...], batch: int) -> float:
+        xs = self.batches
+        if batch <= xs[0]:
+            return table[0] * batch / xs[0] if xs[0] > 1 else table[0]
+        i = bisect.bisect_left(xs, batch)
+        if i >= len(xs):
+            raise ValueError(f"batch {batch} exceeds max_batch {xs[-1]} of {self.kind}")
+        if xs[i] == batch:
+            return table[i]
+        x0, x1 = xs[i - 1], xs[i]
+        return table[i - 1] + (table[i] - table[i - 1]) * (batch - x0) / (x1 - x0)
+
+    def step(self, batch: int) -> float:
+        return self._at(self.step_s, batch)
+
+    def controlnet_step(self, batch: int) -> float:
+        return self._at(self.controlnet_step_s, batch)
+
+    def encode(self, batch: int) -> float:
+        return self._at(self.encode_s, batch)
+
+    def decode(self, batch: int) -> float:
+        return self._at(self.decode_s, batch)
+
+    def standalone(self, steps: int, controlnets: int) -> float:
+        """Seconds one request takes with the device to itself."""
+        per_step = self.step(1) + controlnets * self.controlnet_step(1)
+        return self.encode(1) + steps * per_step + self.decode(1)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    meta: dict[str, Any]  # sources, derivation, device: carried into results.json
+    models: dict[str, ModelProfile]  # by kind
+
+    def model(self, kind: str) -> ModelProfile:
+        try:
+            return self.models[kind]
+        except KeyError:
+            raise KeyError(f"profile {self.name!r} has no model kind {kind!r}; "
+                           f"it has {sorted(self.models)}") from None
+
+
+def validate_profile(doc: Any) -> list[str]:
+    """Problems with a profile document; empty if it is well formed."""
+    if not isinstance(doc, dict):
+        return ["profile is not an object"]
+    problems = [] if doc.get("schema") == SCHEMA else [f"schema is not {SCHEMA!r}"]
+    models = doc.get("models")
+    if not isinstance(models, list) or not models:
+        return problems + ["models missing or empty"]
+    for i, m in enumerate(models):
+        where = f"models[{i}]"
+        for key in ("kind", "resolution", "default_steps", "rows", "weights_bytes", "load_ms",
+                    "activation_bytes_per_sample"):
+            if key not in m:
+                problems.append(f"{where}.{key} missing")
+        rows = m.get("rows") or []
+        batches = [r.get("batch") for r in rows]
+        if not rows or batches != sorted(set(batches)):
+            problems.append(f"{where}.rows must have distinct ascending batch sizes")
+        for j, row in enumerate(rows):
+            for f in ROW_FIELDS:
+                v = row.get(f)
+                if not isinstance(v, (int, float)) or v < 0:
+                    problems.append(f"{where}.rows[{j}].{f} is not a number >= 0")
+        for table in ("weights_bytes", "load_ms"):
+            missing = [c for c in COMPONENTS if c not in (m.get(table) or {})]
+            if missing:
+                problems.append(f"{where}.{table} lacks {missing}")
+    return problems
+
+
+def profile_from_dict(doc: dict[str, Any], name: str = "profile") -> Profile:
+    problems = validate_profile(doc)
+    if problems:
+        raise ValueError(f"malformed profile {name}: {problems}")
+    models = {}
+    for m in doc["models"]:
+        rows = m["rows"]
+
+        def col(field: str, rows: list[dict[str, Any]] = rows) -> tuple[float, ...]:
+            return tuple(float(r[field]) / 1000.0 for r in rows)
+
+        models[m["kind"]] = ModelProfile(
+            kind=m["kind"], resolution=int(m["resolution"]),
+            default_steps=int(m["default_steps"]),
+            batches=tuple(int(r["batch"]) for r in rows), step_s=col("step_ms"),
+            controlnet_step_s=col("controlnet_step_ms"), encode_s=col("encode_ms"),
+            decode_s=col("decode_ms"),
+            weights_bytes={k: int(v) for k, v in m["weights_bytes"].items()},
+            load_s={k: float(v) / 1000.0 for k, v in m["load_ms"].items()},
+            activation_bytes_per_sample=int(m["activation_bytes_per_sample"]))
+    meta = {k: v for k, v in doc.items() if k != "models"}
+    return Profile(str(doc.get("name", name)), meta, models)
+
+
+def load_profile(path: str | Path | None = None) -> Profile:
+    """A profile file; None = the shipped published-GPU profile (read from the package)."""
+    if path is None:
+        text = resources.files("lego_backend.sim.profiles").joinpath(DEFAULT_PROFILE
+                                                                      ).read_text("utf-8")
+        return profile_from_dict(json.loads(text), DEFAULT_PROFILE)
+    p = Path(path)
+    return profile_from_dict(json.loads(p.read_text("utf-8")), p.name)
