@@ -1,0 +1,89 @@
+"""Cluster shape and where replicas go. `desired_replicas` (the server's scaling rule) sizes
+each service for the load the planner expects at the simulated rate; replicas are then packed
+onto GPUs, heaviest first, each onto the least-loaded GPU that has the memory and does not
+already hold that service (the same service twice on one GPU would only split its batches)."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from lego_backend.services.router import ScalingRule, desired_replicas
+
+_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+          "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def parse_bytes(text: str) -> int:
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a size: {text!r} (e.g. 80GiB, 40GB, 1024MiB)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    gpus: int = 64
+    mem_bytes: int = 80 << 30  # per GPU
+
+    @classmethod
+    def parse(cls, text: str) -> ClusterSpec:
+        """`gpus=64,mem=80GiB` (either part optional)."""
+        fields: dict[str, int] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, _, value = part.partition("=")
+            if key == "gpus":
+                fields["gpus"] = int(value)
+            elif key == "mem":
+                fields["mem_bytes"] = parse_bytes(value)
+            else:
+                raise ValueError(f"unknown cluster field {key!r}: expected gpus=N,mem=SIZE")
+        spec = cls(**fields)
+        if spec.gpus < 1:
+            raise ValueError("gpus must be >= 1")
+        return spec
+
+    def as_dict(self) -> dict[str, int]:
+        return {"gpus": self.gpus, "mem_bytes": self.mem_bytes}
+
+
+@dataclass(frozen=True)
+class Demand:
+    """One service (micro: a checkpoint's denoiser stack; monolithic: a workflow kind)."""
+    name: str
+    concurrency: float  # requests expected in it at once (arrival rate x standalone time)
+    work: float  # GPU-seconds per second it needs at batch 1 (for spreading)
+    mem_bytes: int  # weights plus working memory one replica needs
+
+
+def replica_counts(demands: list[Demand], gpus: int, target_load: int) -> dict[str, int]:
+    """Per service: what the scaling rule asks for at the expected load, and never fewer than
+    its share of the cluster's GPUs by work (spare GPUs are spread, not left idle)."""
+    total_work = sum(d.work for d in demands) or 1.0
+    rule = ScalingRule(min_replicas=1, max_replicas=gpus, target_load=target_load)
+    out = {}
+    for d in demands:
+        want = desired_replicas(rule, 0, math.ceil(d.concurrency))
+        share = round(gpus * d.work / total_work)
+        out[d.name] = max(1, min(gpus, max(want, share)))
+    return out
+
+
+def place(demands: list[Demand], counts: dict[str, int], spec: ClusterSpec) -> list[list[str]]:
+    """GPU index -> services on it. Raises if a replica fits nowhere."""
+    hosts: list[list[str]] = [[] for _ in range(spec.gpus)]
+    load = [0.0] * spec.gpus
+    free = [spec.mem_bytes] * spec.gpus
+    replicas = [(d.work / counts[d.name], d) for d in demands for _ in range(counts[d.name])]
+    replicas.sort(key=lambda x: -x[0])
+    for work, d in replicas:
+        ok = [g for g in range(spec.gpus) if free[g] >= d.mem_bytes and d.name not in hosts[g]]
+        if not ok:
+            if any(d.name in h for h in hosts):
+                continue  # fewer replicas than asked: the cluster is full
+            raise ValueError(f"{d.name} ({d.mem_bytes / 2**30:.1f} GiB) fits on no GPU")
+        g = min(ok, key=lambda i: (load[i], i))
+        hosts[g].append(d.name)
+        load[g] += work
+        free[g] -= d.mem_bytes
+    return hosts
