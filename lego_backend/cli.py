@@ -80,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("workflow", help="workflow JSON file")
     run.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                      help="override an input, e.g. 6.text=\"a red circle\" (JSON values allowed)")
+    run.add_argument("--model-map", action="append", default=[], metavar="OLD=NEW",
+                     help="use model file NEW wherever the workflow names OLD "
+                          "(repeatable), e.g. v1-5-pruned-emaonly.safetensors=mine.safetensors")
     _common(run)
 
     serve = sub.add_parser("serve", help="serve the ComfyUI-compatible API and editor")

@@ -48,6 +48,35 @@ def apply_sets(prompt: dict[str, Any], sets: list[str]) -> None:
         prompt[node_id].setdefault("inputs", {})[name] = value
 
 
+def parse_model_map(items: list[str]) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    for item in items:
+        old, sep, new = item.partition("=")
+        if not sep or not old or not new:
+            raise LegoError(f"--model-map {item!r}: expected OLD=NEW (model file names)")
+        mapping[old] = new
+    return mapping
+
+
+def apply_model_map(prompt: dict[str, Any], mapping: dict[str, str], registry: Any) -> int:
+    """Rename model files in model-file combos (checkpoints, loras, ...; not input images) so a
+    downloaded workflow runs on the files this machine has. Returns how many inputs changed."""
+    changed = 0
+    for node in prompt.values():
+        spec = registry.get(node.get("class_type")) if isinstance(node, dict) else None
+        if spec is None:
+            continue
+        inputs = node.get("inputs", {})
+        for name, value in list(inputs.items()):
+            combo = spec.input(name)
+            is_model = (combo is not None and combo.is_combo
+                        and combo.choices_from not in (None, "input_images"))
+            if is_model and isinstance(value, str) and value in mapping:
+                inputs[name] = mapping[value]
+                changed += 1
+    return changed
+
+
 class ProgressPrinter:
     """Prints a bar per sampling node and remembers what was written."""
 
@@ -89,6 +118,8 @@ def run_workflow(args: argparse.Namespace, config: BackendConfig) -> int:
         if is_ui_workflow(data):
             extra["extra_pnginfo"] = {"workflow": data}
         apply_sets(prompt, args.set)
+        apply_model_map(prompt, parse_model_map(getattr(args, "model_map", [])),
+                        backend.registry)
         for d in (config.output_dir, config.input_dir, config.temp_dir):
             d.mkdir(parents=True, exist_ok=True)
         result = backend.submit(PromptRequest(prompt, client_id="cli", extra_data=extra))

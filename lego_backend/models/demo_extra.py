@@ -34,6 +34,7 @@ def upscaler_tensors(seed: int) -> dict[str, torch.Tensor]:
             index, kind = key.split(".")[1:]
             key = f"conv_up{int(index) + 1}.{kind}"
         out[key] = value.detach().clone()
+    out["conv_last.bias"] = torch.full_like(out["conv_last.bias"], 0.5)  # mid-grey, not black
     return out
 
 

@@ -1,20 +1,39 @@
-"""Text-encoder service: prompt text -> conditioning tensors (CLIP hidden states + pooled)."""
+"""Text-encoder service: prompt text -> conditioning tensors (CLIP hidden states + pooled).
+
+`embedding:NAME` in a prompt stands for the vectors of a textual inversion: the tokens around it
+are encoded as usual and the embedding's vectors take the places of placeholder tokens (a hook on
+the token-embedding layer swaps them in), so positions, chunking and the pooled output work as
+for words. Unknown names are logged and dropped, as ComfyUI does."""
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from lego_backend.models import loading
+from lego_backend.models.embeddings import (embedding_folders_near, find_embedding,
+                                            has_embeddings, read_vectors, split_prompt)
 from lego_backend.services.adapters import AdapterCache, loaded_rows, row_adapters
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 
+log = logging.getLogger(__name__)
+
 CHUNK_TOKENS = 75  # CLIP sees 77 positions: BOS + 75 tokens + EOS; longer prompts use more chunks
+PLACEHOLDER_ID = 0  # token id standing where an embedding vector goes (never EOS: pooling)
+
+# Where embedding vectors go: (chunk, position) -> vector [d]
+Injections = dict[tuple[int, int], torch.Tensor]
 
 
 class TextEncoderService(ModelService):
-    """ops: encode(text: str, clip_skip: int, adapters) -> (cond handle [1, 77*k, d],
-    pooled handle [1, d]). LoRAs apply at run time; encoding waits for them to load."""
+    """ops: encode(text: str, clip_skip: int, adapters, embeddings: {name: path} optional) ->
+    (cond handle [1, 77*k, d], pooled handle [1, d]). LoRAs apply at run time; encoding waits
+    for them to load. Embedding names not passed in are looked up in the `embeddings/` folder
+    of the checkpoint's models root."""
 
     model: Any = None
     tokenizer: Any = None
@@ -22,6 +41,7 @@ class TextEncoderService(ModelService):
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.adapters = AdapterCache()
+        self.missing_embeddings: list[str] = []  # names reported missing (for inspection)
 
     def load(self) -> None:
         self.model, self.tokenizer = loading.load_text_encoder(self.spec.path)
@@ -40,29 +60,104 @@ class TextEncoderService(ModelService):
 
     def _run(self, calls: list[ServiceCall]) -> list[Any]:
         return [self._encode(c.args["text"], int(c.args.get("clip_skip", -1)),
-                             c.args.get("adapters", ())) for c in calls]
+                             c.args.get("adapters", ()), c.args.get("embeddings") or {})
+                for c in calls]
 
-    def chunks(self, text: str) -> torch.Tensor:
+    def _tokens(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False,
+                                   truncation=False)["input_ids"])
+
+    def _rows(self, pieces: list[list[int]]) -> torch.Tensor:
         """Token ids as [chunks, 77]: each chunk BOS + up to 75 tokens + EOS, padded with EOS."""
-        tok = self.tokenizer
-        ids = tok(text, add_special_tokens=False, truncation=False)["input_ids"]
-        bos, eos = tok.bos_token_id, tok.eos_token_id
-        pieces = [ids[i:i + CHUNK_TOKENS] for i in range(0, len(ids), CHUNK_TOKENS)] or [[]]
-        rows = [[bos, *p, eos] + [eos] * (CHUNK_TOKENS - len(p)) for p in pieces]
+        bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+        rows = [[bos, *p, eos] + [eos] * (CHUNK_TOKENS - len(p)) for p in pieces or [[]]]
         return torch.tensor(rows, dtype=torch.long)
 
+    def chunks(self, text: str) -> torch.Tensor:
+        ids = self._tokens(text)
+        return self._rows([ids[i:i + CHUNK_TOKENS] for i in range(0, len(ids), CHUNK_TOKENS)])
+
+    def _vectors(self, name: str, given: dict[str, Any]) -> torch.Tensor | None:
+        path = given.get(name)
+        if path is None:
+            path = find_embedding(name, embedding_folders_near(self.spec.path))
+        hidden = int(self.model.config.hidden_size)
+        vectors = read_vectors(Path(path), hidden) if path is not None else None
+        if vectors is None:
+            # ComfyUI warns and goes on without it; a typo must not fail the prompt.
+            why = "does not exist" if path is None else f"has no {hidden}-wide vectors"
+            log.warning("warning, embedding:%s %s, ignoring", name, why)
+            self.missing_embeddings.append(name)
+        return vectors
+
+    def chunks_with_embeddings(self, text: str, given: dict[str, Any]
+                               ) -> tuple[torch.Tensor, Injections]:
+        """Like `chunks`, with each embedding's vectors kept in one chunk where they fit."""
+        pieces: list[list[int]] = [[]]
+        inject: Injections = {}
+        for kind, value in split_prompt(text):
+            if kind == "text":
+                for tok in self._tokens(value):
+                    if len(pieces[-1]) == CHUNK_TOKENS:
+                        pieces.append([])
+                    pieces[-1].append(tok)
+                continue
+            vectors = self._vectors(value, given)
+            if vectors is None:
+                continue
+            if len(vectors) <= CHUNK_TOKENS and len(pieces[-1]) + len(vectors) > CHUNK_TOKENS:
+                pieces.append([])
+            for vec in vectors:
+                if len(pieces[-1]) == CHUNK_TOKENS:
+                    pieces.append([])
+                inject[(len(pieces) - 1, len(pieces[-1]) + 1)] = vec  # +1: after BOS
+                pieces[-1].append(PLACEHOLDER_ID)
+        if len(pieces) > 1 and not pieces[-1]:
+            pieces.pop()
+        return self._rows(pieces), inject
+
+    def _transformer(self) -> Any:
+        """The module holding embeddings / final_layer_norm: CLIPTextModel itself since
+        transformers 5.6 flattened it, `.text_model` before."""
+        return getattr(self.model, "text_model", self.model)
+
+    @contextmanager
+    def _injected(self, inject: Injections) -> Iterator[None]:
+        """Swap embedding vectors into the token-embedding output while the model runs."""
+        if not inject:
+            yield
+            return
+
+        def hook(module: Any, args: Any, out: torch.Tensor) -> torch.Tensor:
+            out = out.clone()
+            for (chunk, pos), vec in inject.items():
+                out[chunk, pos] = vec.to(out.dtype)
+            return out
+
+        layer = self._transformer().embeddings.token_embedding
+        handle = layer.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+
     @torch.inference_mode()
-    def _encode(self, text: str, clip_skip: int, adapters: Any) -> tuple[Any, Any]:
-        ids = self.chunks(text)
+    def _encode(self, text: str, clip_skip: int, adapters: Any,
+                embeddings: dict[str, Any]) -> tuple[Any, Any]:
+        inject: Injections = {}
+        if has_embeddings(text):
+            ids, inject = self.chunks_with_embeddings(text, embeddings)
+        else:
+            ids = self.chunks(text)
         rows = loaded_rows(self.adapters, [(0, ids.shape[0])], [adapters], wait=True)
-        with row_adapters(self.model, "text_encoder", rows):
+        with row_adapters(self.model, "text_encoder", rows), self._injected(inject):
             out = self.model(input_ids=ids, output_hidden_states=clip_skip != -1)
         if clip_skip == -1:
             hidden = out.last_hidden_state
         else:
             # ComfyUI's SD1 CLIP normalises an earlier layer with the final layer norm too.
             layer = out.hidden_states[clip_skip]
-            hidden = self.model.text_model.final_layer_norm(layer)
+            hidden = self._transformer().final_layer_norm(layer)
         cond = hidden.reshape(1, -1, hidden.shape[-1]).contiguous()
         pooled = out.pooler_output[:1].contiguous()
         return self.store.put(cond), self.store.put(pooled)
