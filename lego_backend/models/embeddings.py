@@ -14,9 +14,9 @@ import torch
 
 from lego_backend.models.safetensors_io import load_tensors
 
-# The name ends at whitespace, a comma, brackets or ':' (a weight like (embedding:x:1.2) is
-# ignored, as are the brackets around it).
-EMBEDDING_RE = re.compile(r"embedding:([^\s,()\[\]{}:]+)")
+# The name ends at whitespace, a comma, brackets or ':'. A weight written into the reference,
+# (embedding:x:1.2), is consumed and ignored: prompt weights are not applied by this encoder.
+EMBEDDING_RE = re.compile(r"embedding:([^\s,()\[\]{}:]+)(?::[-+]?[0-9]*\.?[0-9]+)?")
 _EXTENSIONS = (".safetensors", ".pt", ".bin", ".pth")
 
 
