@@ -53,18 +53,25 @@ class Demand:
     name: str
     concurrency: float  # requests expected in it at once (arrival rate x standalone time)
     work: float  # GPU-seconds per second it needs at batch 1 (for spreading)
-    mem_bytes: int  # weights plus working memory one replica needs
+    mem_bytes: int  # weights one replica holds
+    act_bytes: int = 0  # working memory of its largest batch (one batch runs at a time on a
+    # GPU, so a GPU reserves the largest of its services', not the sum)
 
 
-def replica_counts(demands: list[Demand], gpus: int, target_load: int) -> dict[str, int]:
+def replica_counts(demands: list[Demand], gpus: int, target_load: int, spread: float = 1.0
+                   ) -> dict[str, int]:
     """Per service: what the scaling rule asks for at the expected load, and never fewer than
-    its share of the cluster's GPUs by work (spare GPUs are spread, not left idle)."""
+    its share of the cluster's GPUs by work, rounded up (spare GPUs are spread, not left idle;
+    rounding up packs a little so the tail of the popularity curve does not sit on one GPU).
+    Two replicas at least when the cluster has room for two of everything (balance, failover).
+    `spread` > 1 shares each GPU among more services (smoother load, smaller batches)."""
     total_work = sum(d.work for d in demands) or 1.0
-    rule = ScalingRule(min_replicas=1, max_replicas=gpus, target_load=target_load)
+    floor = 2 if gpus >= 2 * len(demands) else 1
+    rule = ScalingRule(min_replicas=floor, max_replicas=gpus, target_load=target_load)
     out = {}
     for d in demands:
         want = desired_replicas(rule, 0, math.ceil(d.concurrency))
-        share = round(gpus * d.work / total_work)
+        share = math.ceil(spread * gpus * d.work / total_work)
         out[d.name] = max(1, min(gpus, max(want, share)))
     return out
 
@@ -73,11 +80,15 @@ def place(demands: list[Demand], counts: dict[str, int], spec: ClusterSpec) -> l
     """GPU index -> services on it. Raises if a replica fits nowhere."""
     hosts: list[list[str]] = [[] for _ in range(spec.gpus)]
     load = [0.0] * spec.gpus
-    free = [spec.mem_bytes] * spec.gpus
+    weights = [0] * spec.gpus
+    act = [0] * spec.gpus
+
+    def fits(g: int, d: Demand) -> bool:
+        return weights[g] + d.mem_bytes + max(act[g], d.act_bytes) <= spec.mem_bytes
     replicas = [(d.work / counts[d.name], d) for d in demands for _ in range(counts[d.name])]
     replicas.sort(key=lambda x: -x[0])
     for work, d in replicas:
-        ok = [g for g in range(spec.gpus) if free[g] >= d.mem_bytes and d.name not in hosts[g]]
+        ok = [g for g in range(spec.gpus) if d.name not in hosts[g] and fits(g, d)]
         if not ok:
             if any(d.name in h for h in hosts):
                 continue  # fewer replicas than asked: the cluster is full
@@ -85,5 +96,6 @@ def place(demands: list[Demand], counts: dict[str, int], spec: ClusterSpec) -> l
         g = min(ok, key=lambda i: (load[i], i))
         hosts[g].append(d.name)
         load[g] += work
-        free[g] -= d.mem_bytes
+        weights[g] += d.mem_bytes
+        act[g] = max(act[g], d.act_bytes)
     return hosts

@@ -40,6 +40,8 @@ class SimConfig:
     lora_row_overhead: float = 0.1  # ASSUMED: per-row LoRA costs 10% of a step with LoRA rows
     strict_admission: bool = False  # `lego serve --admission strict`
     route_choices: int = 2  # replicas sampled per routing decision (power of k choices)
+    spread: float = 2.0  # micro: replicas per service = this x its GPU share (weights are small)
+    max_adapters: int = 16  # micro: LoRAs/ControlNets cached per GPU (LRU)
     drain_slos: float = 3.0  # after the last arrival, run this x the largest SLO, then stop
     seed: int = 0
 
@@ -124,13 +126,16 @@ class Simulation:
             mp = self.profile.model(fam[item])
             w = mp.weights_bytes
             mem = w["unet"] + w["text_encoder"] + w["vae"]
-            if self.micro:
-                mem += mp.activation_bytes_per_sample * mp.max_batch
+            if self.micro:  # room for a few on-demand ControlNets and LoRAs
+                mem += self.cfg.max_adapters * max(w["controlnet"], w["lora"]) // 4
+                act = mp.activation_bytes_per_sample * mp.max_batch
             else:
-                mem += cns[item] * w["controlnet"] + w["lora"] + mp.activation_bytes_per_sample
-            demands.append(Demand(item, c, c, mem))
+                mem += cns[item] * w["controlnet"] + w["lora"]
+                act = mp.activation_bytes_per_sample
+            demands.append(Demand(item, c, c, mem, act))
         counts = replica_counts(demands, self.cfg.cluster.gpus,
-                                self.cfg.target_load if self.micro else 1)
+                                self.cfg.target_load if self.micro else 1,
+                                self.cfg.spread if self.micro else 1.0)
         hosts = place(demands, counts, self.cfg.cluster)
         gpus = []
         for i, h in enumerate(hosts):
@@ -167,10 +172,9 @@ class Simulation:
         cands = self.by_item[self._item(r)]
         k = self.cfg.route_choices
         if len(cands) > k:
+            # power of k choices: choose_replica ranks adapter affinity above load, so given
+            # every replica it would pin a hot LoRA's traffic to the few GPUs holding it
             cands = self.rng.sample(cands, k)
-            if self.micro and r.loras:  # affinity: also offer replicas holding the adapter
-                held = [g for g in self.by_item[r.checkpoint][:64] if r.loras[0] in g.adapters]
-                cands += held[:2]
         loads = [router.ReplicaLoad(len(g.prompts), g.running, True,
                                     sum(x in g.adapters for x in r.loras) if self.micro else 0)
                  for g in cands]
@@ -208,7 +212,7 @@ class Simulation:
             ads.move_to_end(name)
             return ads[name]
         ads[name] = self.loop.now + load_s
-        if len(ads) > 256:  # LRU bound: adapters are small next to 80 GiB, their count is not
+        if len(ads) > self.cfg.max_adapters:  # LRU: placement reserved memory for this many
             ads.popitem(last=False)
         return ads[name]
 
