@@ -83,7 +83,7 @@ class RRDBNet(nn.Module):
     @property
     def n_upsamples(self) -> int:
         # each upsample doubles; the unshuffle first divides the size by its factor
-        return int(round(math.log2(self.cfg.scale * self.cfg.unshuffle)))
+        return round(math.log2(self.cfg.scale * self.cfg.unshuffle))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: [B, C, H, W] in 0..1 -> [B, C, H*scale, W*scale] (not clamped)."""
@@ -130,7 +130,7 @@ def _from_basicsr_layout(state: Tensors) -> Tensors:
     for key, value in state.items():
         if m := _NEW_UP.match(key):
             key = f"ups.{int(m.group(1)) - 1}.{m.group(2)}"
-        elif key.startswith("params_ema.") or key.startswith("params."):
+        elif key.startswith(("params_ema.", "params.")):
             raise ModelLoadError("nested Real-ESRGAN state dict: re-save its params_ema entry")
         out[key] = value
     return out

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from lego_backend.models.demo import (DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_LORA, DEMO_VAE)
+from lego_backend.models.demo import DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_LORA, DEMO_VAE
 from lego_backend.models.demo_extra import DEMO_EMBEDDING, DEMO_UPSCALER
 
 CLASSIC = Path(__file__).resolve().parents[2] / "data" / "workflows" / "classic"

@@ -11,8 +11,8 @@ from lego_backend.errors import ModelLoadError
 from lego_backend.models.demo_extra import upscaler_tensors
 from lego_backend.models.esrgan import RRDBConfig, RRDBNet, load_upscaler
 from lego_backend.models.safetensors_io import save_tensors
-from lego_backend.services.protocol import ServiceCall, ServiceSpec
 from lego_backend.services import upscaler as upscaler_mod
+from lego_backend.services.protocol import ServiceCall, ServiceSpec
 
 
 def _old_layout(net: RRDBNet) -> dict[str, torch.Tensor]:
