@@ -79,14 +79,14 @@ def build() -> dict[str, Any]:
         "schema": "lego-sim-profile/1", "name": "gpu-published", "device": "GPU (as published)",
         "derived_from_published": True,
         "sources": [
-            "DiffServe (Ahmad et al., MLSys 2025), artifact github.com/qizhengyang98/DiffServe "
-            "profiling/stable_diffusion_runtimes_sdturbo.csv (SD1.5 50 steps, SD-Turbo 1 step)",
-            "same artifact, profiling/stable_diffusion_runtimes_sdxlltn.csv (SDXL 50 steps, "
-            "SDXL-Lightning 2 steps; rows labelled sdv15/sdturbo)",
-            "step counts: DiffServe src/worker/model.py; weights bytes: fp16 file sizes of the "
-            "public Hugging Face repos (runwayml/stable-diffusion-v1-5, stabilityai/"
-            "stable-diffusion-xl-base-1.0, lllyasviel/sd-controlnet-canny, diffusers/"
-            "controlnet-canny-sdxl-1.0)"],
+            ("DiffServe (Ahmad et al., MLSys 2025), artifact github.com/qizhengyang98/DiffServe "
+             "profiling/stable_diffusion_runtimes_sdturbo.csv (SD1.5 50 steps, SD-Turbo 1 step)"),
+            ("same artifact, profiling/stable_diffusion_runtimes_sdxlltn.csv (SDXL 50 steps, "
+             "SDXL-Lightning 2 steps; rows labelled sdv15/sdturbo)"),
+            ("step counts: DiffServe src/worker/model.py; weights bytes (ASSUMED from public "
+             "fp16 file sizes): Hugging Face repos runwayml/stable-diffusion-v1-5, stabilityai/"
+             "stable-diffusion-xl-base-1.0, lllyasviel/sd-controlnet-canny, diffusers/"
+             "controlnet-canny-sdxl-1.0")],
         "derivation": (__doc__ or "").strip(),
         "assumed": {k: v for k, v in ASSUMED.items()},
         "models": [_model(*pair) for pair in PAIRS],

@@ -18,7 +18,7 @@ ENCODE, STEP, CONTROLNET, DECODE = "encode", "step", "controlnet", "decode"
 
 class Call:
     """A queued service call: what the policy sees, and what to do when it has run."""
-    __slots__ = ("waiting", "op", "state")
+    __slots__ = ("op", "state", "waiting")
 
     def __init__(self, waiting: Waiting, op: str, state: Any):
         self.waiting = waiting

@@ -32,6 +32,40 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
     return round(1000 * statistics.median(times), 3)
 
 
+def _row(services: dict[str, Any], put: Callable[[Any], Any], size: int, b: int,
+         reps: int) -> dict[str, Any]:
+    """One batch size: each service timed on b requests' worth of calls."""
+    import torch
+
+    from lego_backend.services.protocol import ServiceCall
+
+    lat = size // 8
+    ctx_dim = 32  # the demo CLIP's hidden size (lego_backend/models/demo.py)
+
+    def unet_calls(cn: bool = False) -> list[ServiceCall]:
+        calls = []
+        for _ in range(b):
+            args = {"x": put(torch.randn(2, 4, lat, lat)), "t": put(torch.full((2,), 500.0)),
+                    "context": put(torch.randn(2, 77, ctx_dim))}
+            if cn:
+                args["hint"] = put(torch.rand(2, 3, size, size))
+                args["strength"] = 1.0
+            calls.append(ServiceCall("residuals" if cn else "unet", args))
+        return calls
+
+    step = _median_ms(lambda: services["unet"].run_batch(unet_calls()), reps)
+    cn = _median_ms(lambda: services["controlnet"].run_batch(unet_calls(True)), reps)
+    enc = _median_ms(lambda: services["text_encoder"].run_batch(
+        [ServiceCall("encode", {"text": "a photo of a cat"}) for _ in range(2 * b)]), reps)
+    dec = _median_ms(lambda: services["vae"].run_batch(
+        [ServiceCall("decode", {"latent": put(torch.randn(1, 4, lat, lat))})
+         for _ in range(b)]), reps)
+    print(f"[profile] {size}px batch {b}: step {step} ms, controlnet {cn} ms, "
+          f"encode {enc} ms, decode {dec} ms", file=sys.stderr, flush=True)
+    return {"batch": b, "step_ms": step, "controlnet_step_ms": cn, "encode_ms": enc,
+            "decode_ms": dec}
+
+
 def measure(models: Path, sizes: list[int], batches: list[int], reps: int,
             steps: int) -> dict[str, Any]:
     import torch
@@ -40,7 +74,7 @@ def measure(models: Path, sizes: list[int], batches: list[int], reps: int,
     from lego_backend.models.demo import DEMO_FILES
     from lego_backend.services.controlnet import ControlNetService
     from lego_backend.services.denoiser import DenoiserService
-    from lego_backend.services.protocol import ServiceCall, ServiceSpec
+    from lego_backend.services.protocol import ServiceSpec
     from lego_backend.services.text_encoder import TextEncoderService
     from lego_backend.services.vae import VaeService
 
@@ -67,35 +101,12 @@ def measure(models: Path, sizes: list[int], batches: list[int], reps: int,
     load_ms["lora"] = round(1000 * (time.perf_counter() - t), 3)
     weights["lora"] = lora.stat().st_size
     put = store.put
-    ctx_dim = 32  # the demo CLIP's hidden size (lego_backend/models/demo.py)
     out_models = []
     torch.manual_seed(0)
     for size in sizes:
-        lat = size // 8
         rows = []
         for b in batches:
-            def unet_calls(cn: bool = False) -> list[ServiceCall]:
-                calls = []
-                for _ in range(b):
-                    args = {"x": put(torch.randn(2, 4, lat, lat)), "t": put(torch.full((2,), 500.0)),
-                            "context": put(torch.randn(2, 77, ctx_dim))}
-                    if cn:
-                        args["hint"] = put(torch.rand(2, 3, size, size))
-                        args["strength"] = 1.0
-                    calls.append(ServiceCall("residuals" if cn else "unet", args))
-                return calls
-            step = _median_ms(lambda: services["unet"].run_batch(unet_calls()), reps)
-            cn = _median_ms(lambda: services["controlnet"].run_batch(unet_calls(True)), reps)
-            enc = _median_ms(lambda: services["text_encoder"].run_batch(
-                [ServiceCall("encode", {"text": "a photo of a cat"}) for _ in range(2 * b)]),
-                reps)
-            dec = _median_ms(lambda: services["vae"].run_batch(
-                [ServiceCall("decode", {"latent": put(torch.randn(1, 4, lat, lat))})
-                 for _ in range(b)]), reps)
-            rows.append({"batch": b, "step_ms": step, "controlnet_step_ms": cn,
-                         "encode_ms": enc, "decode_ms": dec})
-            print(f"[profile] {size}px batch {b}: step {step} ms, controlnet {cn} ms, "
-                  f"encode {enc} ms, decode {dec} ms", file=sys.stderr, flush=True)
+            rows.append(_row(services, put, size, b, reps))
         out_models.append({"kind": "sd15" if len(sizes) == 1 else f"sd15-{size}",
                            "resolution": size, "default_steps": steps, "rows": rows,
                            "weights_bytes": weights, "load_ms": load_ms,
@@ -134,8 +145,8 @@ def main(argv: list[str]) -> int:
         doc = {"schema": SCHEMA, "name": args.out.stem,
                "device": f"CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)",
                "derived_from_published": False,
-               "sources": ["measured by `lego profile` with the demo models "
-                           "(lego_backend/models/demo.py) and the real services"],
+               "sources": [("measured by `lego profile` with the demo models "
+                            "(lego_backend/models/demo.py) and the real services")],
                "derivation": (__doc__ or "").strip(),
                "models": measure(models, sizes, batches, args.reps, args.steps)}
     problems = validate_profile(doc)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lego_backend.bench.stats import percentile
@@ -33,7 +33,7 @@ MODES = ("micro", "monolithic")
 @dataclass(frozen=True)
 class SimConfig:
     mode: str = "micro"
-    cluster: ClusterSpec = ClusterSpec()
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
     slo_scale: float = 5.0  # SLO of a request = this x its standalone latency (as lego bench)
     linger_s: float = 0.004  # the replica's default linger (services/replica.py)
     target_load: int = 8  # ScalingRule.target_load of micro services (router.py default)
@@ -52,8 +52,20 @@ class SimConfig:
 
 class _Req:
     """Mutable per-request state (a PromptRun's worth for the simulator)."""
-    __slots__ = ("req", "mp", "slo", "solo", "deadline", "gpu", "step", "cn_i", "penalty",
-                 "k_enc", "k_step", "k_dec")
+    __slots__ = (
+        "cn_i",
+        "deadline",
+        "gpu",
+        "k_dec",
+        "k_enc",
+        "k_step",
+        "mp",
+        "penalty",
+        "req",
+        "slo",
+        "solo",
+        "step",
+    )
 
     def __init__(self, req: SimRequest, mp: ModelProfile, slo: float, solo: float):
         self.req, self.mp, self.slo, self.solo = req, mp, slo, solo

@@ -13,15 +13,22 @@ from pathlib import Path
 from lego_backend.bench.trace import BurstSpec, bursty_arrivals, poisson_arrivals
 from lego_backend.sim.workload import SimRequest
 
-__all__ = ["BurstSpec", "bursty_arrivals", "poisson_arrivals", "diurnal_arrivals",
-           "hourly_shape", "load_request_log", "LOG_FIELDS"]
+__all__ = [
+    "LOG_FIELDS",
+    "BurstSpec",
+    "bursty_arrivals",
+    "diurnal_arrivals",
+    "hourly_shape",
+    "load_request_log",
+    "poisson_arrivals",
+]
 
 SHAPE_FILE = "maf-hourly-invocations.csv"
 LOG_FIELDS = ("arrival_s", "base_model", "loras", "controlnets")  # + optional family, steps
 
 
 def hourly_shape() -> list[float]:
-    """Hourly invocation counts of the Azure Functions 2019 trace (348 hours; see
+    """Hourly invocation counts of the Azure Functions 2019 trace (347 hours; see
     lego_backend/sim/profiles/sources/README.md for attribution)."""
     src = resources.files("lego_backend.sim.data").joinpath(SHAPE_FILE)
     with src.open("r", encoding="utf-8") as fh:

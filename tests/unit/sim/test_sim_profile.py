@@ -1,0 +1,61 @@
+"""Profile files: the schema, interpolation, and the shipped published-GPU profile, which must be
+exactly what derive_published.py makes of the attributed DiffServe CSVs."""
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from lego_backend.sim import derive_published
+from lego_backend.sim.profile import load_profile, profile_from_dict, validate_profile
+
+
+def _shipped() -> dict:
+    text = resources.files("lego_backend.sim.profiles").joinpath("gpu-published.json"
+                                                                  ).read_text("utf-8")
+    return json.loads(text)
+
+
+def test_shipped_profile_is_well_formed_and_marked_published() -> None:
+    doc = _shipped()
+    assert validate_profile(doc) == []
+    assert doc["derived_from_published"] is True
+    assert any("DiffServe" in s for s in doc["sources"])
+    assert {m["kind"] for m in doc["models"]} == {"sd15", "sdxl"}
+
+
+def test_shipped_profile_equals_a_fresh_derivation() -> None:
+    assert json.loads(json.dumps(derive_published.build())) == _shipped()
+
+
+def test_derivation_reproduces_the_published_request_latency() -> None:
+    """50 steps + encode + decode gives back DiffServe's whole-request latency per batch."""
+    prof = load_profile()
+    for kind, published in (("sd15", {1: 1780, 8: 6790, 32: 25350}),
+                            ("sdxl", {1: 6100, 16: 79110})):
+        m = prof.model(kind)
+        for b, ms in published.items():
+            assert 1000 * (m.encode(b) + 50 * m.step(b) + m.decode(b)) == pytest.approx(ms,
+                                                                                      rel=1e-3)
+    assert prof.model("sdxl").max_batch == 16  # batch 32 did not fit (100000 in the CSV)
+
+
+def test_interpolation_and_limits(toy_profile) -> None:
+    m = toy_profile.model("toy")
+    assert m.step(1) == pytest.approx(0.010)
+    assert m.step(3) == pytest.approx((0.012 + 0.016) / 2)
+    assert m.standalone(10, 0) == pytest.approx(0.005 + 10 * 0.010 + 0.005)
+    with pytest.raises(ValueError):
+        m.step(9)
+
+
+def test_schema_problems_are_reported() -> None:
+    assert validate_profile({"schema": "x", "models": []})
+    doc = _shipped()
+    doc["models"][0]["rows"][0]["step_ms"] = "fast"
+    del doc["models"][1]["load_ms"]["lora"]
+    problems = validate_profile(doc)
+    assert any("step_ms" in p for p in problems) and any("load_ms" in p for p in problems)
+    with pytest.raises(ValueError):
+        profile_from_dict(doc)
