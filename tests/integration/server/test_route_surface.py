@@ -46,7 +46,7 @@ def test_route_shapes(server: LiveServer):
     assert meta.status_code == 200 and isinstance(meta.json(), dict)
     assert get("/api/view_metadata/checkpoints", params={"filename": "x.safetensors"}
                ).status_code == 404
-    assert get("/api/embeddings").json() == []
+    assert get("/api/embeddings").json() == ["lego-demo-embedding"]  # names without extension
 
     stats = get("/api/system_stats").json()
     assert stats["system"]["required_frontend_version"] == "1.58.1"
