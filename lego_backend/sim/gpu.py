@@ -26,7 +26,7 @@ class Call:
         self.state = state
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Gpu:
     index: int
     mem_bytes: int
@@ -84,9 +84,10 @@ class Executor:
                 self.loop.at(wake, self._wake, gpu)
             return
         members = decision.members
-        limit = self._limit(gpu, queue[members[0]])
-        if len(members) > limit:  # the service's own batch limit is below the GPU's
-            members = members[:limit]
+        if len(members) > 1:
+            limit = self._limit(gpu, queue[members[0]])
+            if len(members) > limit:  # the service's own batch limit is below the GPU's
+                members = members[:limit]
         if len(members) == len(queue):
             calls = queue
             gpu.queue = []
@@ -101,7 +102,7 @@ class Executor:
             gpu.step_rows += len(calls)
         gpu.busy = True
         gpu.busy_s += took
-        self.loop.after(took, self._done, gpu, calls)
+        self.loop.at(now + took, self._done, gpu, calls)
 
     def _wake(self, gpu: Gpu) -> None:
         if self.loop.now >= gpu.wake_at:

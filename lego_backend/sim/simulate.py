@@ -13,6 +13,7 @@ batch row. monolithic: a GPU hosts workers of workflow kinds, each with its own 
 model, one prompt at a time per GPU (max batch 1), LoRAs fused into the worker's weights."""
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from dataclasses import dataclass, field
@@ -109,6 +110,7 @@ class Simulation:
         self.rng = random.Random(cfg.seed)
         self.exec = Executor(self.loop, cfg.linger_s, self._duration, self._finish,
                              self._limit)
+        self._seq = itertools.count()  # arrival order of calls (Waiting.seq)
         self.latencies: list[float] = []
         self.met = 0
         self.rejected = 0
@@ -199,8 +201,10 @@ class Simulation:
         self._submit(gpu, st.k_enc, ENCODE, st)
 
     def _submit(self, gpu: Gpu, key: Any, op: str, st: _Req) -> None:
-        w = scheduler.Waiting(key, st.deadline, self.loop.now, self.loop._seq.__next__())
-        self.exec.submit(gpu, Call(w, op, st))
+        now = self.loop.now
+        gpu.queue.append(Call(scheduler.Waiting(key, st.deadline, now, next(self._seq)), op, st))
+        if not gpu.busy:
+            self.exec.kick(gpu)
 
     def _after_encode(self, gpu: Gpu, st: _Req) -> None:
         gpu.streams += 1
