@@ -58,5 +58,6 @@ SPECS = [
     NodeSpec("ImageScaleToTotalPixels", "Scale Image to Total Pixels", "image/upscaling",
              (SOCKET("image", "IMAGE"), COMBO("upscale_method", IMAGE_METHODS),
               FLOAT("megapixels", 1.0, 0.01, 16.0, step=0.01)),
-             (OUT("IMAGE"),), scale_to_total_pixels),
+             (OUT("IMAGE"),), scale_to_total_pixels,
+             python_module="comfy_extras.nodes_post_processing"),
 ]
