@@ -19,13 +19,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lego_backend.bench.stats import percentile
 from lego_backend.runtime import scheduler
 from lego_backend.services import router
 from lego_backend.sim.engine import EventLoop
 from lego_backend.sim.gpu import CONTROLNET, DECODE, ENCODE, STEP, Call, Executor, Gpu
 from lego_backend.sim.placement import ClusterSpec, Demand, place, replica_counts
 from lego_backend.sim.profile import ModelProfile, Profile
+from lego_backend.sim.report import RunResult, resident_weight_bytes, run_result
 from lego_backend.sim.workload import SimRequest
 
 MODES = ("micro", "monolithic")
@@ -78,27 +78,6 @@ class _Req:
         self.k_enc = ("enc", req.checkpoint)
         self.k_step = ("step", req.checkpoint)
         self.k_dec = ("dec", req.family)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    n: int
-    completed: int
-    rejected: int
-    attainment: float
-    p50_ms: float | None
-    p95_ms: float | None
-    p99_ms: float | None
-    mean_ms: float | None
-    mean_denoiser_batch: float
-    resident_weight_bytes: int
-    gpu_busy_fraction: float
-    events: int
-    policy_calls: int
-    wall_s: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
 
 
 class Simulation:
@@ -305,45 +284,12 @@ class Simulation:
         self.loop.run(until=last + self.cfg.drain_slos * self.cfg.slo_scale * worst)
         return self._result(time.perf_counter() - began, last)
 
-    def resident_weight_bytes(self) -> int:
-        total = 0
-        for g in self.gpus:
-            fams = set()
-            for item in g.hosts:
-                w = self.profile.model(self.family_of[item]).weights_bytes
-                total += w["unet"] + w["text_encoder"]
-                if self.micro:
-                    fams.add(self.family_of[item])
-                else:
-                    total += w["vae"] + w["controlnet"] * (item.count("|"))
-                    total += w["lora"] if g.fused_lora.get(item) else 0
-            for f in fams:
-                total += self.profile.model(f).weights_bytes["vae"]
-            for name in g.adapters:
-                w = self.profile.model(name.split("-", 1)[0]).weights_bytes
-                total += w["controlnet"] if "-cn-" in name else w["lora"]
-        return total
-
     def _result(self, wall: float, last: float) -> RunResult:
-        n = len(self.requests)
-        lat_ms = [x * 1000.0 for x in self.latencies]
-
-        def pct(q: float) -> float | None:
-            return round(percentile(lat_ms, q), 3) if lat_ms else None
-
-        rows = sum(g.step_rows for g in self.gpus)
-        batches = sum(g.step_batches for g in self.gpus)
-        span = max(self.loop.now, last, 1e-9)
-        return RunResult(
-            n=n, completed=len(lat_ms), rejected=self.rejected,
-            attainment=self.met / n if n else 0.0, p50_ms=pct(50), p95_ms=pct(95),
-            p99_ms=pct(99), mean_ms=round(sum(lat_ms) / len(lat_ms), 3) if lat_ms else None,
-            mean_denoiser_batch=round(rows / batches, 4) if batches else 0.0,
-            resident_weight_bytes=self.resident_weight_bytes(),
-            gpu_busy_fraction=round(sum(g.busy_s for g in self.gpus)
-                                    / (span * len(self.gpus)), 4),
-            events=self.loop.events_run, policy_calls=self.exec.policy_calls,
-            wall_s=round(wall, 4))
+        return run_result(self.latencies, self.met, len(self.requests), self.rejected,
+                          self.gpus, resident_weight_bytes(self.gpus, self.profile,
+                                                           self.family_of, self.micro),
+                          max(self.loop.now, last, 1e-9), self.loop.events_run,
+                          self.exec.policy_calls, wall)
 
 
 def simulate(profile: Profile, cfg: SimConfig, requests: list[SimRequest]) -> RunResult:
