@@ -32,9 +32,9 @@ def _fallback(spec: InputSpec) -> tuple[bool, Any]:
 def _ui_only_slot(spec: InputSpec, value: Any, surplus: bool) -> bool:
     """Is `value`, right after `spec`'s own value, an editor-only slot?"""
     if spec.control_after_generate:
-        # Only a control mode counts: very old files were saved before the slot existed and
-        # must not lose their next value.
-        return isinstance(value, str) and value in CONTROL_MODES
+        # Only a control mode counts (old editors wrote a bool there): very old files were
+        # saved before the slot existed and must not lose their next value.
+        return isinstance(value, bool) or (isinstance(value, str) and value in CONTROL_MODES)
     # The upload slot is "image"/"upload" or a serialized button object; it only counts when
     # the list really has one value too many for the widgets still to come.
     return spec.image_upload and surplus

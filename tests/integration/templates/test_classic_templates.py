@@ -31,11 +31,6 @@ EXPECTED_SIZES = {
     "lora_multiple": [(128, 128)],
     "mixing_controlnets": [(128, 128)],
 }
-# The converter reads the seed-control slot only as a string ("randomize", ...); default.json
-# was saved by an old frontend whose slot holds `true`, so every KSampler widget shifts by one.
-LEGACY_BOOL_CONTROL = pytest.mark.xfail(
-    strict=True, reason="comfy_compat/workflow_widgets.py: legacy boolean control slot")
-
 NAMES = template_names()
 if not NAMES:
     pytest.skip("classic templates not vendored in tests/data/workflows/classic/",
@@ -46,8 +41,7 @@ def test_the_corpus_is_the_one_expected() -> None:
     assert NAMES == sorted(EXPECTED_SIZES)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=LEGACY_BOOL_CONTROL) if n == "default" else n for n in NAMES])
+@pytest.mark.parametrize("name", NAMES)
 def test_classic_template_runs_on_the_demo_models(name, tmp_path, demo_models) -> None:
     backend = make_backend(tmp_path, demo_models)
     prompt = remap_to_demo(backend.convert_workflow(load_template(name)))
