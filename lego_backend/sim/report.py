@@ -73,3 +73,25 @@ def run_result(latencies: list[float], met: int, n: int, rejected: int, gpus: li
         resident_weight_bytes=resident,
         gpu_busy_fraction=round(sum(g.busy_s for g in gpus) / (span_s * len(gpus)), 4),
         events=events, policy_calls=policy_calls, wall_s=round(wall_s, 4))
+
+
+def one_copy_footprint(profile: Profile, checkpoints: dict[str, str], kinds: set[str],
+                       loras: set[str], controlnets: set[str]) -> dict[str, int]:
+    """Weights needed to serve every workflow kind of a mix once (one replica each): micro
+    shares a checkpoint's denoiser and text encoder across kinds, one VAE per family, each
+    adapter once; monolithic holds per kind a full copy (denoiser, text encoder, VAE, its
+    ControlNets) and a LoRA slot. `checkpoints`: name -> family; kinds as SimRequest.kind."""
+    def w(family: str) -> dict[str, int]:
+        return profile.model(family).weights_bytes
+
+    micro = sum(w(f)["unet"] + w(f)["text_encoder"] for f in checkpoints.values())
+    micro += sum(w(f)["vae"] for f in set(checkpoints.values()))
+    micro += sum(w(x.split("-", 1)[0])["lora"] for x in loras)
+    micro += sum(w(x.split("-", 1)[0])["controlnet"] for x in controlnets)
+    mono = 0
+    for kind in kinds:
+        ckpt, *cns = kind.split("|")
+        f = checkpoints[ckpt]
+        mono += w(f)["unet"] + w(f)["text_encoder"] + w(f)["vae"] + w(f)["lora"]
+        mono += len(cns) * w(f)["controlnet"]
+    return {"micro": micro, "monolithic": mono}
