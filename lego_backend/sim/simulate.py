@@ -41,8 +41,12 @@ class SimConfig:
     lora_row_overhead: float = 0.1  # ASSUMED: per-row LoRA costs 10% of a step with LoRA rows
     strict_admission: bool = False  # `lego serve --admission strict`
     route_choices: int = 2  # replicas sampled per routing decision (power of k choices)
-    spread: float = 2.0  # micro: replicas per service = this x its GPU share (weights are small)
-    max_adapters: int = 16  # micro: LoRAs/ControlNets cached per GPU (LRU)
+    spread: float = 1.0  # micro: replicas per service = this x its GPU share (2 packs more
+    # services per GPU: smoother at low load, smaller batches and more misses near capacity)
+    max_adapters: int = 8  # micro: LoRAs/ControlNets cached per GPU (LRU; loads are cheap)
+    # what a call's Waiting.deadline carries: "slo" = the prompt's deadline (as the server);
+    # "laxity" = deadline minus the standalone work the prompt still has (least slack first)
+    deadline: str = "slo"
     drain_slos: float = 3.0  # after the last arrival, run this x the largest SLO, then stop
     seed: int = 0
 
@@ -55,6 +59,7 @@ class _Req:
     """Mutable per-request state (a PromptRun's worth for the simulator)."""
     __slots__ = (
         "cn_i",
+        "per_step",
         "deadline",
         "gpu",
         "k_dec",
@@ -78,12 +83,14 @@ class _Req:
         self.k_enc = ("enc", req.checkpoint)
         self.k_step = ("step", req.checkpoint)
         self.k_dec = ("dec", req.family)
+        self.per_step = mp.step(1) + len(req.controlnets) * mp.controlnet_step(1)
 
 
 class Simulation:
     def __init__(self, profile: Profile, cfg: SimConfig, requests: list[SimRequest]):
         self.profile, self.cfg, self.requests = profile, cfg, requests
         self.micro = cfg.mode == "micro"
+        self.laxity = cfg.deadline == "laxity"
         self.loop = EventLoop()
         self.latency = scheduler.LatencyModel()
         self.rng = random.Random(cfg.seed)
@@ -181,7 +188,10 @@ class Simulation:
 
     def _submit(self, gpu: Gpu, key: Any, op: str, st: _Req) -> None:
         now = self.loop.now
-        gpu.queue.append(Call(scheduler.Waiting(key, st.deadline, now, next(self._seq)), op, st))
+        due = st.deadline
+        if self.laxity:
+            due -= (st.req.steps - st.step) * st.per_step
+        gpu.queue.append(Call(scheduler.Waiting(key, due, now, next(self._seq)), op, st))
         if not gpu.busy:
             self.exec.kick(gpu)
 
