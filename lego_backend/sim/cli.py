@@ -37,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--quick", action="store_true", help="fewer and shorter sweep points")
     p.add_argument("--strict-admission", action="store_true")
+    p.add_argument("--spread", type=float, default=2.0,
+                   help="micro: replicas per service = this x its share of the GPUs")
+    p.add_argument("--deadline", choices=["slo", "laxity"], default="slo",
+                   help="what calls carry as their deadline (slo = as the server)")
     return p
 
 
@@ -111,7 +115,8 @@ def main_sim(argv: list[str]) -> int:
         return 2
     modes = ["monolithic", "micro"] if args.mode == "both" else [args.mode]
     sim = SimConfig(cluster=cluster, slo_scale=args.slo_scale, seed=args.seed,
-                    strict_admission=args.strict_admission)
+                    strict_admission=args.strict_admission, spread=args.spread,
+                    deadline=args.deadline)
     if args.trace == "sweep":
         cfg = replace(quick_study() if args.quick else StudyConfig(), seed=args.seed)
         results = run_study(profile, mix, sim, cfg, modes)
