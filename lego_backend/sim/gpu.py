@@ -40,7 +40,8 @@ class Gpu:
     busy: bool = False
     wake_at: float = -1.0  # a pending linger wake-up, or -1
     backlog_s: float = 0.0  # standalone seconds of work admitted and not finished
-    adapters: OrderedDict[str, float] = field(default_factory=OrderedDict)  # id -> ready time
+    # LoRAs and ControlNets on it (micro), LRU order: id -> (ready time, bytes)
+    adapters: OrderedDict[str, tuple[float, int]] = field(default_factory=OrderedDict)
     fused_lora: dict[str, tuple[str, ...]] = field(default_factory=dict)  # monolithic kind->LoRA
     busy_s: float = 0.0
     step_batches: int = 0

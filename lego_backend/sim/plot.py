@@ -1,7 +1,9 @@
 """Scaling plots and the table of docs/scaling.md from several `lego sim` results (one per
 cluster size). matplotlib is imported lazily (the `bench` extra), as in bench/plot.py.
 
-    python -m lego_backend.sim.plot OUT.png DIR [DIR ...]   (each DIR holds a results.json)"""
+    python -m lego_backend.sim.plot OUT.png DIR [DIR ...]   (each DIR holds a results.json)
+
+A DIR written `LABEL=DIR` contributes only its micro mode, shown as LABEL (a variant run)."""
 from __future__ import annotations
 
 import json
@@ -9,15 +11,25 @@ import sys
 from pathlib import Path
 from typing import Any
 
-_STYLE = {"micro": ("tab:blue", "o"), "monolithic": ("tab:red", "s")}
+_STYLE = {"micro": ("tab:blue", "o"), "monolithic": ("tab:red", "s"),
+          "micro-spread1": ("tab:cyan", "^")}
 
 
-def load_runs(dirs: list[Path]) -> dict[int, dict[str, Any]]:
-    """GPU count -> results.json document."""
-    runs = {}
+def load_runs(dirs: list[str]) -> dict[int, dict[str, Any]]:
+    """GPU count -> results.json document (variants merged in as extra modes)."""
+    runs: dict[int, dict[str, Any]] = {}
+    variants = []
     for d in dirs:
-        doc = json.loads((d / "results.json").read_text("utf-8"))
-        runs[int(doc["config"]["cluster"]["gpus"])] = doc
+        label, _, path = d.rpartition("=")
+        doc = json.loads((Path(path) / "results.json").read_text("utf-8"))
+        if label:
+            variants.append((label, doc))
+        else:
+            runs[int(doc["config"]["cluster"]["gpus"])] = doc
+    for label, doc in variants:
+        gpus = int(doc["config"]["cluster"]["gpus"])
+        if gpus in runs:
+            runs[gpus]["modes"][label] = doc["modes"]["micro"]
     return dict(sorted(runs.items()))
 
 
@@ -79,7 +91,7 @@ def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
         return 2
-    runs = load_runs([Path(d) for d in argv[1:]])
+    runs = load_runs(argv[1:])
     plot_scaling(runs, Path(argv[0]))
     print(table(runs))
     return 0

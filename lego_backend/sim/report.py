@@ -49,9 +49,7 @@ def resident_weight_bytes(gpus: list[Gpu], profile: Profile, family_of: dict[str
                 total += w["lora"] if g.fused_lora.get(item) else 0
         for f in fams:
             total += profile.model(f).weights_bytes["vae"]
-        for name in g.adapters:
-            w = profile.model(name.split("-", 1)[0]).weights_bytes
-            total += w["controlnet"] if "-cn-" in name else w["lora"]
+        total += sum(nbytes for _, nbytes in g.adapters.values())
     return total
 
 

@@ -202,7 +202,7 @@ class Simulation:
         if self.micro:  # adapters load on demand; the request's first step waits for them
             for name, comp in ([(x, "lora") for x in r.loras]
                                + [(x, "controlnet") for x in r.controlnets]):
-                ready = max(ready, self._adapter(gpu, name, st.mp.load_s[comp]))
+                ready = max(ready, self._adapter(gpu, name, st.mp, comp))
         elif r.loras and gpu.fused_lora.get(r.kind, ()) != r.loras:
             st.penalty = st.mp.load_s["lora"] * len(r.loras)  # ComfyUI re-patches the UNet
             gpu.fused_lora[r.kind] = r.loras
@@ -211,15 +211,16 @@ class Simulation:
         else:
             self._next_step(gpu, st)
 
-    def _adapter(self, gpu: Gpu, name: str, load_s: float) -> float:
+    def _adapter(self, gpu: Gpu, name: str, mp: ModelProfile, comp: str) -> float:
+        """When adapter `name` is usable on `gpu` (loading it now if it is not there)."""
         ads = gpu.adapters
         if name in ads:
             ads.move_to_end(name)
-            return ads[name]
-        ads[name] = self.loop.now + load_s
+            return ads[name][0]
+        ads[name] = (self.loop.now + mp.load_s[comp], mp.weights_bytes[comp])
         if len(ads) > self.cfg.max_adapters:  # LRU: placement reserved memory for this many
             ads.popitem(last=False)
-        return ads[name]
+        return ads[name][0]
 
     def _next_step(self, gpu: Gpu, st: _Req) -> None:
         st.cn_i = 0
