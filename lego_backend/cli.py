@@ -130,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER,
                        help="options of the benchmark (--out DIR, --quick, --models DIR, ...)")
 
+    for name, text in (("sim", "discrete-event simulation of a GPU fleet running the same "
+                                "scheduler (lego sim --cluster gpus=64 --mode micro --out DIR)"),
+                       ("profile", "measure a service-time profile on this machine")):
+        extra_parser = sub.add_parser(name, help=text)
+        extra_parser.add_argument("rest", nargs=argparse.REMAINDER)
+
     compat = sub.add_parser("compat", help="workflow compatibility tools")
     compat.add_argument("action", choices=["report"])
     compat.add_argument("rest", nargs=argparse.REMAINDER,
@@ -145,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:
         from lego_backend.bench.run import main_bench
         return main_bench(argv[1:])
+    if argv[:1] == ["sim"]:
+        from lego_backend.sim.cli import main_sim
+        return main_sim(argv[1:])
+    if argv[:1] == ["profile"]:
+        from lego_backend.sim.cli import main_profile
+        return main_profile(argv[1:])
     if argv[:2] == ["compat", "report"]:
         from lego_backend.compat_report import main_compat_report
         return main_compat_report(argv[2:])
