@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 from importlib import resources
+from types import MappingProxyType
 from typing import Any
 
 STEPS = 50
@@ -23,7 +24,7 @@ PAIRS = (("sd15", "stable_diffusion_runtimes_sdturbo.csv", "sdv15", "sdturbo", 1
 DID_NOT_FIT = 100000.0
 GIB = 1 << 30
 # Not in the published latencies; each is stated where it is used and flagged in the output.
-ASSUMED: dict[str, Any] = {
+ASSUMED = MappingProxyType({
     "encode_share_of_ED": 0.05,  # CLIP text encoding is small next to the VAE decode
     "controlnet_step_fraction": 0.45,  # ControlNet = UNet encoder + middle block copy
     "load_bandwidth_bytes_per_s": 2.0e9,  # NVMe/host -> GPU, cold load
@@ -38,7 +39,7 @@ ASSUMED: dict[str, Any] = {
     },
     # peak working memory per request in a batch (fp16, CFG, attention at full resolution)
     "activation_bytes_per_sample": {"sd15": GIB // 2, "sdxl": 2 * GIB},
-}
+})
 
 
 def _latencies(filename: str) -> dict[str, dict[int, float]]:

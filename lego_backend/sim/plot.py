@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-_STYLE = {"micro": ("tab:blue", "o"), "monolithic": ("tab:red", "s"),
-          "micro-spread1": ("tab:cyan", "^")}
+_STYLE = MappingProxyType({"micro": ("tab:blue", "o"), "monolithic": ("tab:red", "s"),
+                          "micro-spread1": ("tab:cyan", "^")})
 
 
 def load_runs(dirs: list[str]) -> dict[int, dict[str, Any]]:
