@@ -38,3 +38,21 @@ def test_single_trace_run_writes_bench_shaped_results(tmp_path) -> None:
 
 def test_bad_cluster_is_a_usage_error(tmp_path, capsys) -> None:
     assert main_sim(["--cluster", "gpus=0", "--out", str(tmp_path)]) == 2
+
+
+def test_log_and_diurnal_traces_run(tmp_path) -> None:
+    prof = tmp_path / "toy.json"
+    prof.write_text(json.dumps(toy_doc()), "utf-8")
+    mix = tmp_path / "mix.json"
+    mix.write_text(json.dumps({"checkpoints": [{"name": "t", "family": "toy"}]}), "utf-8")
+    log = tmp_path / "requests.csv"
+    log.write_text("arrival_s,base_model,loras,controlnets\n"
+                   + "".join(f"{i * 0.05},t,{'l1' if i % 2 else ''},{'c1' if i % 3 == 0 else ''}\n"
+                             for i in range(200)), "utf-8")
+    for trace in (f"log:{log}", "diurnal:rate=10,hours=3,hour_s=5"):
+        out = tmp_path / trace.split(":")[0]
+        assert main_sim(["--cluster", "gpus=2", "--profile", str(prof), "--mix", str(mix),
+                         "--trace", trace, "--mode", "micro", "--out", str(out)]) == 0
+        doc = json.loads((out / "results.json").read_text("utf-8"))
+        assert validate_results(doc) == [] and list(doc["modes"]) == ["micro"]
+        assert doc["config"]["trace"]["kind"] == trace.split(":")[0]
