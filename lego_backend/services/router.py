@@ -15,11 +15,18 @@ class ReplicaLoad:
     adapters_held: int = 0  # how many of the request's LoRAs it already holds
 
 
-def choose_replica(loads: Sequence[ReplicaLoad]) -> int:
-    """Adapter affinity first (no reload), then resident weights, then the least loaded."""
-    def score(i: int) -> tuple[int, int, int, int]:
+def choose_replica(loads: Sequence[ReplicaLoad], affinity_slack: int = 2) -> int:
+    """Adapter affinity (no reload) while that replica is within `affinity_slack` requests of
+    the least loaded one -- unbounded affinity piles a popular LoRA's traffic onto the few
+    replicas holding it (seen in the simulator) -- then resident weights, then least loaded."""
+    least = min(r.queue_depth + r.streams for r in loads)
+
+    def score(i: int) -> tuple[int, int, int, int, int]:
         r = loads[i]
-        return (-r.adapters_held, 0 if r.loaded else 1, r.queue_depth + r.streams, i)
+        load = r.queue_depth + r.streams
+        affine = r.adapters_held > 0 and load <= least + affinity_slack
+        return (0 if affine else 1, -r.adapters_held if affine else 0, 0 if r.loaded else 1,
+                load, i)
     return min(range(len(loads)), key=score)
 
 

@@ -69,9 +69,11 @@ def test_latency_model_prefers_solo_runs():
 def test_router_prefers_adapter_affinity_then_resident_then_least_loaded():
     from lego_backend.services.router import ReplicaLoad, choose_replica
     loads = [ReplicaLoad(5, 1, True, 0), ReplicaLoad(1, 0, True, 0), ReplicaLoad(0, 0, False, 0)]
-    assert choose_replica(loads) == 1
-    loads.append(ReplicaLoad(9, 3, True, 1))
+    assert choose_replica(loads) == 1  # resident beats empty-but-cold
+    loads.append(ReplicaLoad(1, 1, True, 1))  # holds the LoRA, load within the slack
     assert choose_replica(loads) == 3
+    loads[3] = ReplicaLoad(9, 3, True, 1)  # holds the LoRA but overloaded: load wins
+    assert choose_replica(loads) == 1
 
 
 def test_autoscaling_follows_load_within_bounds_and_scales_down_gently():
