@@ -52,11 +52,11 @@ class BenchConfig:
 
 
 def quick_config(**overrides: Any) -> BenchConfig:
-    """The `--quick` preset: ~4 rate points of ~16 requests, 3 burst points of 10 s."""
+    """The `--quick` preset: <= 5 rate points of ~16 requests, <= 4 burst points of 10 s."""
     base = BenchConfig(quick=True, standalone_reps=2, requests_per_point=16, min_duration_s=5.0,
-                       max_duration_s=10.0, rate_bisect_steps=1, rate_max_points=4,
+                       max_duration_s=10.0, rate_bisect_steps=2, rate_max_points=5,
                        burst_duration_s=10.0, burst_window_start_s=3.0, burst_window_s=3.0,
-                       burst_bisect_steps=1, burst_max_points=3, timeout_slo_factor=2.0,
+                       burst_bisect_steps=2, burst_max_points=4, timeout_slo_factor=2.0,
                        drain_timeout_s=30.0)
     return replace(base, **overrides)
 
