@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 import httpx
@@ -64,7 +64,7 @@ class BenchClient:
         self.limits = limits or ClientLimits()
         self._http: httpx.AsyncClient | None = None
 
-    async def __aenter__(self) -> BenchClient:
+    async def __aenter__(self) -> Self:
         timeout = httpx.Timeout(self.limits.http_timeout_s,
                                 connect=self.limits.connect_timeout_s)
         self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout,
@@ -147,7 +147,7 @@ class BenchClient:
                 if status != OK:
                     return result(status, detail=detail)
                 return result(OK, round((loop.time() - sent) * 1000.0, 3))
-        except (httpx.HTTPError, WebSocketException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, httpx.HTTPError, WebSocketException, OSError) as exc:
             return result(ERROR, detail=f"{type(exc).__name__}: {exc}"[:300])
 
     async def _wait_done(self, ws: ClientConnection, prompt_id: str, deadline: float
@@ -159,7 +159,7 @@ class BenchClient:
                 return TIMEOUT, ""
             try:
                 raw = await asyncio.wait_for(ws.recv(), timeout=remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return TIMEOUT, ""
             if isinstance(raw, bytes):
                 continue  # preview frames

@@ -58,7 +58,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
 def _models(args: argparse.Namespace) -> Path:
     from lego_backend.models.demo import build_demo_models, demo_models_present
 
-    models = (args.models or args.out / "models").resolve()
+    models: Path = (args.models or args.out / "models").resolve()
     if not demo_models_present(models):
         log(f"building the demo models in {models}")
         build_demo_models(models)

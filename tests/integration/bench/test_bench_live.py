@@ -49,6 +49,5 @@ def test_replay_of_every_kind_against_lego_serve(tmp_path: Path, demo_models: Pa
 
 def test_a_bad_server_flag_fails_fast_with_the_log(tmp_path: Path, demo_models: Path):
     spec = ServerSpec(mode="no-such-mode", models=demo_models, workdir=tmp_path / "bad")
-    with pytest.raises(ServerStartError, match="no-such-mode"):
-        with ServerProcess(spec):
-            pass
+    with pytest.raises(ServerStartError, match="no-such-mode"), ServerProcess(spec):
+        pass

@@ -10,8 +10,17 @@ import pytest
 
 from lego_backend.bench.client import BenchClient, ClientLimits, check_loopback, prompt_body
 from lego_backend.bench.mix import (
-    CONTROLNET, HIRES, IMG2IMG, KINDS, LORA_A, TXT2IMG, BenchRequest, MixConfig, RequestFactory,
-    input_images)
+    CONTROLNET,
+    HIRES,
+    IMG2IMG,
+    KINDS,
+    LORA_A,
+    TXT2IMG,
+    BenchRequest,
+    MixConfig,
+    RequestFactory,
+    input_images,
+)
 from lego_backend.bench.stats import ERROR, OK, REJECTED, TIMEOUT
 from tests.unit.bench.fake_comfy import FakeComfy, Running, Script
 

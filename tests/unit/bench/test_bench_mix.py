@@ -11,8 +11,21 @@ from PIL import Image
 
 from lego_backend.bench import mix
 from lego_backend.bench.mix import (
-    CONTROLNET, HIRES, HINT_IMAGE, IMG2IMG, KINDS, LORA_A, LORA_B, SOURCE_IMAGE, TXT2IMG,
-    MixConfig, RequestFactory, build_prompt, input_images, load_prompts)
+    CONTROLNET,
+    HINT_IMAGE,
+    HIRES,
+    IMG2IMG,
+    KINDS,
+    LORA_A,
+    LORA_B,
+    SOURCE_IMAGE,
+    TXT2IMG,
+    MixConfig,
+    RequestFactory,
+    build_prompt,
+    input_images,
+    load_prompts,
+)
 
 CFG = MixConfig()
 

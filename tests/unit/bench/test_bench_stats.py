@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from lego_backend.bench.stats import (
-    ERROR, OK, REJECTED, TIMEOUT, RequestResult, attainment, percentile, summarize)
+    ERROR,
+    OK,
+    REJECTED,
+    TIMEOUT,
+    RequestResult,
+    attainment,
+    percentile,
+    summarize,
+)
 
 
 def res(status=OK, latency=100.0, slo=200.0, kind="txt2img", i=0):

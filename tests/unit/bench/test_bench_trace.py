@@ -1,6 +1,8 @@
 """Arrival traces: seeded determinism, rates, and the burst window."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from lego_backend.bench.trace import BurstSpec, bursty_arrivals, poisson_arrivals
@@ -27,7 +29,7 @@ def test_poisson_count_matches_rate(rate):
 
 def test_poisson_gaps_have_exponential_mean_and_spread():
     a = poisson_arrivals(10.0, 500.0, seed=11)
-    gaps = [b - x for x, b in zip(a, a[1:])]
+    gaps = [b - x for x, b in itertools.pairwise(a)]
     mean = sum(gaps) / len(gaps)
     var = sum((g - mean) ** 2 for g in gaps) / len(gaps)
     assert mean == pytest.approx(0.1, rel=0.05)
