@@ -11,8 +11,12 @@ from typing import Any
 
 from lego_backend.config import BackendConfig
 from lego_backend.dataplane.store import TensorStore
-from lego_backend.errors import (BackPressureError, DuplicatePromptError, GraphValidationError,
-                                 ValidationReason)
+from lego_backend.errors import (
+    BackPressureError,
+    DuplicatePromptError,
+    GraphValidationError,
+    ValidationReason,
+)
 from lego_backend.graph.compiler import CompileOptions, compile_graph
 from lego_backend.graph.graph import to_graph
 from lego_backend.graph.plan import ExecutionPlan

@@ -6,8 +6,18 @@ from node_library.registry import NodeRegistry
 
 def build_registry() -> NodeRegistry:
     """Every node this server offers. Imported lazily: node modules pull in torch."""
-    from node_library import conditioning, controlnet, image, latent, loaders, sampling, vae
-    from node_library import canny, outpaint, upscale
+    from node_library import (
+        canny,
+        conditioning,
+        controlnet,
+        image,
+        latent,
+        loaders,
+        outpaint,
+        sampling,
+        upscale,
+        vae,
+    )
 
     registry = NodeRegistry()
     for module in (loaders, conditioning, sampling, latent, vae, image, controlnet, upscale,

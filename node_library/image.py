@@ -11,7 +11,7 @@ from lego_backend.errors import UnsafePathError
 from node_library import image_io
 from node_library.inputs import COMBO, FLOAT, HIDDEN, INT, MAX_RESOLUTION, OUT, SOCKET, STRING
 from node_library.limits import check_pixels
-from node_library.resize import upscale
+from node_library.resize import fill_missing_side, upscale
 from node_library.spec import InputSpec, NodeOutput, NodeSpec
 
 IMAGE_METHODS = ("nearest-exact", "bilinear", "area", "bicubic", "lanczos")
@@ -62,10 +62,7 @@ def _scale(ctx: Any, image: Any, method: str, width: int, height: int, crop: str
     h, w = px.shape[1:3]
     if width == 0 and height == 0:
         return image
-    if width == 0:
-        width = max(1, round(w * height / h))
-    if height == 0:
-        height = max(1, round(h * width / w))
+    width, height = fill_missing_side(w, h, width, height)
     out = upscale(px.permute(0, 3, 1, 2), width, height, method, crop)
     return ctx.put(out.permute(0, 2, 3, 1).clamp(0, 1).contiguous())
 

@@ -8,7 +8,7 @@ import torch
 
 from node_library.inputs import COMBO, FLOAT, INT, MAX_RESOLUTION, OUT, SOCKET
 from node_library.limits import check_pixels
-from node_library.resize import upscale
+from node_library.resize import fill_missing_side, upscale
 from node_library.spec import NodeOutput, NodeSpec
 from node_library.values import Latent
 
@@ -35,12 +35,7 @@ def latent_upscale(ctx: Any, samples: Latent, upscale_method: str, width: int, h
     if width == 0 and height == 0:
         return NodeOutput((samples,))
     h, w = z.shape[-2:]
-    if width == 0:  # 0 keeps the aspect ratio from the other side (w, h are latent units)
-        height = max(64, height)
-        width = max(64, round(w * height / h))
-    if height == 0:
-        width = max(64, width)
-        height = max(64, round(h * width / w))
+    width, height = fill_missing_side(w, h, width, height, minimum=64)
     return NodeOutput((_resized(ctx, samples, width // 8, height // 8, upscale_method, crop),))
 
 

@@ -60,6 +60,18 @@ def _lanczos(x: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return torch.stack(out).permute(0, 3, 1, 2)
 
 
+def fill_missing_side(old_w: int, old_h: int, width: int, height: int,
+                      minimum: int = 1) -> tuple[int, int]:
+    """ComfyUI's rule for a target size with one side 0: that side keeps the aspect ratio."""
+    if width == 0:
+        height = max(minimum, height)
+        width = max(minimum, round(old_w * height / old_h))
+    elif height == 0:
+        width = max(minimum, width)
+        height = max(minimum, round(old_h * width / old_w))
+    return width, height
+
+
 def upscale(x: torch.Tensor, width: int, height: int, method: str, crop: str) -> torch.Tensor:
     if crop == "center":
         x = center_crop(x, width, height)

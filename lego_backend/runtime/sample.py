@@ -10,8 +10,15 @@ import torch
 
 from lego_backend.runtime.guidance import GuidedDenoiser
 from lego_backend.runtime.latent_format import latent_format
-from lego_backend.sampling import (DiscreteSchedule, GuidedPrediction, advanced_sigmas,
-                                   build_sampler, prepare_noise, run_sampler, sampling_sigmas)
+from lego_backend.sampling import (
+    DiscreteSchedule,
+    GuidedPrediction,
+    advanced_sigmas,
+    build_sampler,
+    prepare_noise,
+    run_sampler,
+    sampling_sigmas,
+)
 from node_library.values import CondEntry, Latent, ModelRef
 
 

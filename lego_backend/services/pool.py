@@ -18,8 +18,7 @@ from lego_backend.services.controlnet import ControlNetService
 from lego_backend.services.denoiser import DenoiserService
 from lego_backend.services.protocol import ModelService, ServiceCall, ServiceSpec
 from lego_backend.services.replica import Replica
-from lego_backend.services.router import (ReplicaLoad, ScalingRule, choose_replica,
-                                          desired_replicas)
+from lego_backend.services.router import ReplicaLoad, ScalingRule, choose_replica, desired_replicas
 from lego_backend.services.text_encoder import TextEncoderService
 from lego_backend.services.upscaler import UpscalerService
 from lego_backend.services.vae import VaeService

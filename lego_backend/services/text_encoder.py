@@ -15,8 +15,13 @@ from typing import Any
 import torch
 
 from lego_backend.models import loading
-from lego_backend.models.embeddings import (embedding_folders_near, find_embedding,
-                                            has_embeddings, read_vectors, split_prompt)
+from lego_backend.models.embeddings import (
+    embedding_folders_near,
+    find_embedding,
+    has_embeddings,
+    read_vectors,
+    split_prompt,
+)
 from lego_backend.services.adapters import AdapterCache, loaded_rows, row_adapters
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 

@@ -70,3 +70,30 @@ def txt2img(text: str = "a red circle", seed: int = 42, size: int = 64, steps: i
         "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
         "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "test", "images": ["8", 0]}},
     }
+
+
+def pixels(path: Path) -> Any:
+    """An image file's RGB pixels as int16 (differences do not wrap)."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).astype(np.int16)
+
+
+def run_concurrently(backend: Backend, prompts: list[dict[str, Any]],
+                     timeout_s: float = 300) -> list[PromptRecord]:
+    """Start the backend's prompt runners, submit every prompt at once, wait until all are done
+    and return their records (the caller stops the backend)."""
+    import threading
+
+    done = threading.Semaphore(0)
+    backend.add_listener(lambda e: done.release() if isinstance(e, ev.PromptDone) else None)
+    backend.start()
+    ids = [backend.submit(PromptRequest(copy.deepcopy(p), client_id="c")).prompt_id
+           for p in prompts]
+    for _ in ids:
+        assert done.acquire(timeout=timeout_s)
+    records = [backend.record(pid) for pid in ids]
+    assert all(r is not None for r in records)
+    return records  # type: ignore[return-value]

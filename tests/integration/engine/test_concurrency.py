@@ -2,22 +2,20 @@
 boundaries, and each image is the same as when its prompt runs alone (batch-invariance)."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from lego_backend.runtime import events as ev
-from lego_backend.runtime.records import PromptRequest
-from tests.integration.engine.helpers import make_backend, output_files, run, txt2img
+from tests.integration.engine.helpers import (
+    make_backend,
+    output_files,
+    pixels,
+    run,
+    run_concurrently,
+    txt2img,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB")).astype(np.int16)
 
 
 def test_concurrent_prompts_batch_and_match_solo_runs(tmp_path, demo_models):
@@ -29,14 +27,8 @@ def test_concurrent_prompts_batch_and_match_solo_runs(tmp_path, demo_models):
         solo_pixels.append(pixels(output_files(solo, record)[0]))
 
     live = make_backend(tmp_path / "live", demo_models)
-    live.start()
     try:
-        done = threading.Semaphore(0)
-        live.add_listener(lambda e: done.release() if isinstance(e, ev.PromptDone) else None)
-        ids = [live.submit(PromptRequest(p, client_id="c")).prompt_id for p in prompts]
-        for _ in ids:
-            assert done.acquire(timeout=300)
-        records = [live.record(pid) for pid in ids]
+        records = run_concurrently(live, prompts)
         assert all(r.status == "success" for r in records)
         denoiser = next(s for s in live.services.snapshot() if s["kind"] == "denoiser")
         # 4 prompts x 12 steps = 48 denoiser calls; batching must have merged many of them
@@ -73,17 +65,12 @@ def test_controlnet_steps_batch_across_prompts_with_their_own_strengths(tmp_path
         expected.append(pixels(output_files(solo, record)[0]))
     live = make_backend(tmp_path / "live", demo_models)
     Image.fromarray(hint).save(live.config.input_dir / "hint.png")
-    live.start()
     try:
-        done = threading.Semaphore(0)
-        live.add_listener(lambda e: done.release() if isinstance(e, ev.PromptDone) else None)
-        ids = [live.submit(PromptRequest(p, client_id="c")).prompt_id for p in prompts]
-        for _ in ids:
-            assert done.acquire(timeout=300)
+        records = run_concurrently(live, prompts)
         cn = next(s for s in live.services.snapshot() if s["kind"] == "controlnet")
         assert cn["calls_run"] == 18 and cn["batches_run"] < 18, cn
-        for pid, want in zip(ids, expected):
-            got = pixels(output_files(live, live.record(pid))[0])
+        for record, want in zip(records, expected):
+            got = pixels(output_files(live, record)[0])
             assert np.abs(got - want).max() <= 1
     finally:
         live.stop()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.integration.engine.helpers import make_backend, output_files, run, txt2img
+from tests.integration.engine.helpers import make_backend, output_files, pixels, run, txt2img
 
 pytestmark = pytest.mark.slow
 
@@ -16,11 +16,6 @@ pytestmark = pytest.mark.slow
 @pytest.fixture()
 def backend(tmp_path, demo_models):
     return make_backend(tmp_path, demo_models)
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB")).astype(np.int16)
 
 
 def test_txt2img_writes_png_with_metadata_and_is_byte_deterministic(backend):

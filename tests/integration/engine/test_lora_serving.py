@@ -7,22 +7,22 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from lego_backend.backend import Backend
 from lego_backend.models import loading
 from lego_backend.runtime import events as ev
-from lego_backend.runtime.records import PromptRequest
 from lego_backend.services import adapters as adapters_module
-from tests.integration.engine.helpers import make_backend, output_files, run, txt2img
+from tests.integration.engine.helpers import (
+    make_backend,
+    output_files,
+    pixels,
+    run,
+    run_concurrently,
+    txt2img,
+)
 from tests.integration.engine.test_graphs import _with_lora
 
 pytestmark = pytest.mark.slow
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB")).astype(np.int16)
 
 
 def test_lora_workflows_share_one_unet_and_batch_together(tmp_path, demo_models):
@@ -42,17 +42,12 @@ def test_lora_workflows_share_one_unet_and_batch_together(tmp_path, demo_models)
     assert len([s for s in solo.services_report()["services"] if s["kind"] == "denoiser"]) == 1
 
     live = make_backend(tmp_path / "live", demo_models)
-    live.start()
     try:
-        done = threading.Semaphore(0)
-        live.add_listener(lambda e: done.release() if isinstance(e, ev.PromptDone) else None)
-        ids = [live.submit(PromptRequest(p, client_id="c")).prompt_id for p in prompts]
-        for _ in ids:
-            assert done.acquire(timeout=300)
+        records = run_concurrently(live, prompts)
         denoiser = next(s for s in live.services.snapshot() if s["kind"] == "denoiser")
         assert denoiser["batches_run"] < denoiser["calls_run"]  # mixed-LoRA batches happened
-        for pid, want in zip(ids, expected):
-            got = pixels(output_files(live, live.record(pid))[0])
+        for record, want in zip(records, expected):
+            got = pixels(output_files(live, record)[0])
             assert np.abs(got - want).max() <= 1
     finally:
         live.stop()

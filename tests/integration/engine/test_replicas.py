@@ -9,19 +9,19 @@ import threading
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from lego_backend.backend import Backend
 from lego_backend.runtime import events as ev
-from lego_backend.runtime.records import PromptRequest
-from tests.integration.engine.helpers import make_backend, output_files, run, txt2img
+from tests.integration.engine.helpers import (
+    make_backend,
+    output_files,
+    pixels,
+    run,
+    run_concurrently,
+    txt2img,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def pixels(path) -> np.ndarray:
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB")).astype(np.int16)
 
 
 def _process_backend(tmp_path, models) -> Backend:
@@ -38,13 +38,8 @@ def test_denoiser_replicas_in_worker_processes(tmp_path, demo_models):
         record, _ = run(solo, p)
         expected.append(pixels(output_files(solo, record)[0]))
     backend = _process_backend(tmp_path / "proc", demo_models)
-    backend.start()
     try:
-        done = threading.Semaphore(0)
-        backend.add_listener(lambda e: done.release() if isinstance(e, ev.PromptDone) else None)
-        ids = [backend.submit(PromptRequest(p, client_id="c")).prompt_id for p in prompts]
-        for _ in ids:
-            assert done.acquire(timeout=300)
+        records = run_concurrently(backend, prompts)
         report = backend.services_report()
         den = next(s for s in report["services"] if s["kind"] == "denoiser")
         assert den["replicas"] == 2
@@ -52,8 +47,7 @@ def test_denoiser_replicas_in_worker_processes(tmp_path, demo_models):
         assert len(pids) == 2 and os.getpid() not in pids
         assert all(r["runtime"] == "process" for r in den["replica_detail"])
         assert den["calls_run"] == 15
-        for pid, want in zip(ids, expected):
-            record = backend.record(pid)
+        for record, want in zip(records, expected):
             assert record.status == "success"
             assert np.abs(pixels(output_files(backend, record)[0]) - want).max() <= 1
     finally:
@@ -69,7 +63,6 @@ def test_worker_killed_mid_sampling_is_restarted_and_the_prompt_completes(tmp_pa
         outcome.append(event)
         if isinstance(event, ev.Progress) and event.value == 3 and not killed.is_set():
             killed.set()
-            entry = next(iter(backend.services._entries.values()))
             for replica in backend.services._all_replicas():
                 if replica.service.spec.kind == "denoiser" and replica.streams:
                     replica.kill_worker()
