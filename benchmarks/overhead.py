@@ -16,8 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lego_backend import process_env  # noqa: E402
+
+process_env.configure()  # the server's process settings, for both sides of the comparison
 
 import torch  # noqa: E402
 from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline  # noqa: E402

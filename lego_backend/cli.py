@@ -3,10 +3,10 @@ demo models. User mistakes print a clear message and exit non-zero, never a trac
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
+from lego_backend import process_env
 from lego_backend.config import BackendConfig, default_home
 
 
@@ -144,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    process_env.configure()  # before anything imports torch
     argv = sys.argv[1:] if argv is None else argv
     # These two own their option parsing (and --help).
     if argv[:1] == ["bench"]:

@@ -2,13 +2,13 @@
 built once per test session into a temporary models root."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+from lego_backend import process_env
+
+process_env.configure()  # offline, passive OpenMP waiting: as `lego` runs
 
 
 @pytest.fixture(scope="session", autouse=True)
