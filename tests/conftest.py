@@ -2,6 +2,8 @@
 built once per test session into a temporary models root."""
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,24 @@ def _torch_threads() -> None:
     except ImportError:
         return
     torch.set_num_threads(1)  # 1: byte-stable and no spin contention on 2 cores
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_default_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Loaders called without cache_dir must not write into the user's ~/.cache."""
+    old = os.environ.get("LEGO_CACHE_DIR")
+    os.environ["LEGO_CACHE_DIR"] = str(tmp_path_factory.mktemp("default-cache"))
+    yield
+    if old is None:
+        os.environ.pop("LEGO_CACHE_DIR", None)
+    else:
+        os.environ["LEGO_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A derived-files cache for loaders that are given one explicitly."""
+    return tmp_path_factory.mktemp("lego-cache")
 
 
 @pytest.fixture(scope="session")

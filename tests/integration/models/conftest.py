@@ -2,34 +2,11 @@
 derived files into a per-session cache. One CPU thread: the machine is shared."""
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_default_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Loaders called without cache_dir must not write into the user's ~/.cache."""
-    old = os.environ.get("LEGO_CACHE_DIR")
-    os.environ["LEGO_CACHE_DIR"] = str(tmp_path_factory.mktemp("default-cache"))
-    yield
-    if old is None:
-        os.environ.pop("LEGO_CACHE_DIR", None)
-    else:
-        os.environ["LEGO_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("lego-cache")
 
 
 @pytest.fixture(scope="session")

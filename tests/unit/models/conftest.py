@@ -5,9 +5,6 @@ meta device (no memory) and our key mapping, plus shapes known from the publishe
 Helpers are fixtures (not importable modules) so the tests work in any pytest import mode."""
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,28 +13,6 @@ import torch
 from lego_backend.models.configs import load_shipped_config
 from lego_backend.models.ldm_keys import layout_from_diffusers_keys, unet_key_to_ldm
 from lego_backend.models.ldm_keys_vae import clip_key_to_ldm, vae_key_to_ldm
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _isolated_default_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Loaders called without cache_dir must not write into the user's ~/.cache."""
-    old = os.environ.get("LEGO_CACHE_DIR")
-    os.environ["LEGO_CACHE_DIR"] = str(tmp_path_factory.mktemp("default-cache"))
-    yield
-    if old is None:
-        os.environ.pop("LEGO_CACHE_DIR", None)
-    else:
-        os.environ["LEGO_CACHE_DIR"] = old
-
-
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield tmp_path_factory.mktemp("lego-cache")
-
 
 # (key, shape) pairs as found in v1-5-pruned.safetensors / control_v11p_sd15_canny.safetensors
 KNOWN_UNET = {
