@@ -48,6 +48,12 @@ def simple_error(status: int, message: str, **extra: Any) -> ClientError:
     return ClientError(status, {"error": message, **extra})
 
 
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """{"error": "message"} as a response, for middleware that answers before any route runs
+    (auth, origin checks)."""
+    return json_response({"error": message}, status=status, headers=headers)
+
+
 def render_node_errors(node_errors: dict[str, NodeValidationErrors]) -> dict[str, Any]:
     return {
         str(node_id): {

@@ -3,6 +3,7 @@ demo models. User mistakes print a clear message and exit non-zero, never a trac
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -86,7 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(run)
 
     serve = sub.add_parser("serve", help="serve the ComfyUI-compatible API and editor")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; same as --listen ADDR)")
+    serve.add_argument("--listen", nargs="?", const="0.0.0.0", metavar="ADDR",
+                       help="listen beyond loopback (bare --listen: 0.0.0.0); needs an API token")
+    serve.add_argument("--auth-token", metavar="TOKEN",
+                       help="API token every request must carry (Authorization: Bearer, the "
+                            "cookie set by /lego/login or ?token=); default $LEGO_AUTH_TOKEN")
+    serve.add_argument("--enable-cors-header", metavar="ORIGIN",
+                       help="allow this one other origin (e.g. https://app.example) to call the "
+                            "API from a browser (default: no CORS headers, cross-site refused)")
     serve.add_argument("--port", type=int, default=8188)
     serve.add_argument("--data", help="users/settings folder (default: $LEGO_HOME/data)")
     serve.add_argument("--mode", choices=["micro", "monolithic"], default="micro",
@@ -174,13 +184,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from comfy_compat.security import TOKEN_ENV, bind_error
     from comfy_compat.server import serve
     from lego_backend.backend import Backend
 
+    host = args.listen or args.host
+    token = args.auth_token or os.environ.get(TOKEN_ENV) or None
+    problem = bind_error(host, token)
+    if problem is not None:
+        print(f"lego serve: {problem}", file=sys.stderr)
+        return 2
     config = _config(args)
     backend = Backend(config)
     print(f"lego: models {config.models_dir}, output {config.output_dir}", file=sys.stderr)
-    serve(backend, host=args.host, port=args.port)
+    serve(backend, host=host, port=args.port, auth_token=token,
+          cors_origin=args.enable_cors_header)
     return 0
 
 
