@@ -5,8 +5,10 @@ determine, so real SD1.5 shapes give back exactly the shipped config, and a smal
 same architecture (our demo models, pruned or fine-tuned variants) gets a config that fits it.
 
 Shapes cannot tell how a width is split into attention heads, so heads follow the family
-convention (SD1 UNet: 8 heads; CLIP: 64-wide heads) unless the file's `__metadata__` carries a
-hint (keys in HINT_KEYS), which is how the demo models declare their tiny head counts.
+convention (SD1 UNet: 8 heads; SDXL UNet: 64-wide heads; CLIP: 64-wide heads) unless the file's
+`__metadata__` carries a hint (keys in HINT_KEYS), which is how the demo models declare their
+tiny head counts. An SDXL UNet is recognised by its `label_emb` (pooled-text + size embedding)
+and starts from the shipped SDXL base config instead.
 """
 from __future__ import annotations
 
@@ -20,11 +22,15 @@ from lego_backend.models.configs import load_shipped_config
 Shapes = Mapping[str, tuple[int, ...]]
 HINT_KEYS = {
     "unet_heads": "lego.unet.attention_head_dim",
+    "unet_head_width": "lego.unet.head_dim",  # SDXL: channels per attention head
+    "unet_time_ids_dim": "lego.unet.addition_time_embed_dim",  # SDXL: width per size number
     "unet_groups": "lego.unet.norm_num_groups",
     "vae_groups": "lego.vae.norm_num_groups",
     "vae_scaling": "lego.vae.scaling_factor",
     "clip_heads": "lego.text_encoder.num_attention_heads",
+    "clip_g_heads": "lego.text_encoder_2.num_attention_heads",  # SDXL's OpenCLIP bigG
 }
+SIZE_NUMBERS = 6  # SDXL time_ids: original h, w, crop top, left, target h, w
 
 
 def _indices(shapes: Shapes, pattern: str) -> list[int]:
@@ -81,14 +87,24 @@ def derive_unet_config(shapes: Shapes, hints: Mapping[str, str] | None = None,
     """UNet2DConditionModel config from LDM UNet shapes (keys without `model.diffusion_model.`).
     With base="controlnet" only the down/mid fields are derived (a ControlNet has no up path)."""
     hints = hints or {}
-    cfg = load_shipped_config("sd15", base)
+    sdxl = "label_emb.0.0.weight" in shapes
+    if sdxl and base != "unet":
+        raise ModelLoadError("SDXL ControlNets are not supported yet")
+    cfg = load_shipped_config("sdxl" if sdxl else "sd15", base)
     stem = _need(shapes, "input_blocks.0.0.weight", "UNet")
     channels, attention, depths, per_level = _unet_down_levels(shapes)
-    heads = _int_hint(hints, "unet_heads", cfg["attention_head_dim"])
+    heads: int | list[int]
+    if sdxl:  # per-level head counts at a fixed head width (diffusers names it head_dim)
+        width = _int_hint(hints, "unet_head_width", 64)
+        _check_divisible([c for c, a in zip(channels, attention) if a], width, "head width")
+        heads = [max(1, c // width) for c in channels]
+    else:
+        heads = _int_hint(hints, "unet_heads", cfg["attention_head_dim"])
+        if any(attention):
+            _check_divisible([c for c, a in zip(channels, attention) if a], heads,
+                             "attention heads")
     groups = _int_hint(hints, "unet_groups", cfg["norm_num_groups"])
     _check_divisible(channels, groups, "norm_num_groups")
-    if any(attention):
-        _check_divisible([c for c, a in zip(channels, attention) if a], heads, "attention heads")
     k_proj = [k for k in shapes if k.endswith("attn2.to_k.weight")]
     proj_in = [k for k in shapes if k.endswith(".proj_in.weight")]
     cfg.update({
@@ -115,7 +131,20 @@ def derive_unet_config(shapes: Shapes, hints: Mapping[str, str] | None = None,
         cfg.update({"out_channels": out[0], "up_block_types": ups})
     if _need(shapes, "time_embed.0.weight", "UNet")[0] != 4 * channels[0]:
         cfg["time_embedding_dim"] = shapes["time_embed.0.weight"][0]
+    if sdxl:
+        cfg.update(_text_time_fields(shapes, hints))
     return cfg
+
+
+def _text_time_fields(shapes: Shapes, hints: Mapping[str, str]) -> dict[str, Any]:
+    """SDXL's added embedding: label_emb.0.0 reads [pooled text, 6 sinusoidal size numbers]."""
+    in_dim = shapes["label_emb.0.0.weight"][1]
+    per_number = _int_hint(hints, "unet_time_ids_dim", 256)
+    if in_dim <= SIZE_NUMBERS * per_number:
+        raise ModelLoadError(f"cannot derive SDXL UNet config: label_emb input {in_dim} is too "
+                             f"small for {SIZE_NUMBERS} x {per_number} size embeddings")
+    return {"addition_embed_type": "text_time", "addition_time_embed_dim": per_number,
+            "projection_class_embeddings_input_dim": in_dim}
 
 
 def derive_controlnet_config(shapes: Shapes, hints: Mapping[str, str] | None = None
@@ -133,10 +162,12 @@ def derive_controlnet_config(shapes: Shapes, hints: Mapping[str, str] | None = N
     return cfg
 
 
-def derive_vae_config(shapes: Shapes, hints: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """AutoencoderKL config from LDM VAE shapes (keys without `first_stage_model.`)."""
+def derive_vae_config(shapes: Shapes, hints: Mapping[str, str] | None = None,
+                      family: str = "sd15") -> dict[str, Any]:
+    """AutoencoderKL config from LDM VAE shapes (keys without `first_stage_model.`); `family`
+    picks the base config (its scaling factor: SD1 0.18215, SDXL 0.13025)."""
     hints = hints or {}
-    cfg = load_shipped_config("sd15", "vae")
+    cfg = load_shipped_config("sdxl" if family == "sdxl" else "sd15", "vae")
     levels = _indices(shapes, r"encoder\.down\.(\d+)\.")
     if not levels:
         raise ModelLoadError("cannot derive VAE config: no encoder.down.* tensors")
@@ -163,10 +194,12 @@ def derive_vae_config(shapes: Shapes, hints: Mapping[str, str] | None = None) ->
     return cfg
 
 
-def derive_clip_config(shapes: Shapes, hints: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """CLIPTextConfig dict from CLIP text-encoder shapes (keys rooted at `text_model.`)."""
+def derive_clip_config(shapes: Shapes, hints: Mapping[str, str] | None = None,
+                       family: str = "sd15", component: str = "text_encoder") -> dict[str, Any]:
+    """CLIPTextConfig dict from CLIP text-encoder shapes (keys rooted at `text_model.`).
+    SDXL: component "text_encoder" (CLIP ViT-L) or "text_encoder_2" (bigG, with projection)."""
     hints = hints or {}
-    cfg = load_shipped_config("sd15", "text_encoder")
+    cfg = load_shipped_config("sdxl" if family == "sdxl" else "sd15", component)
     vocab, hidden = _need(shapes, "text_model.embeddings.token_embedding.weight", "CLIP")
     positions = _need(shapes, "text_model.embeddings.position_embedding.weight", "CLIP")[0]
     layers = _indices(shapes, r"text_model\.encoder\.layers\.(\d+)\.")
@@ -174,11 +207,15 @@ def derive_clip_config(shapes: Shapes, hints: Mapping[str, str] | None = None) -
         raise ModelLoadError("cannot derive CLIP config: no encoder layers")
     fc1 = _need(shapes, "text_model.encoder.layers.0.mlp.fc1.weight", "CLIP")
     default_heads = hidden // 64 if hidden % 64 == 0 else 0
-    heads = _int_hint(hints, "clip_heads", default_heads)
+    heads = _int_hint(hints, "clip_g_heads" if component == "text_encoder_2" else "clip_heads",
+                      default_heads)
     if heads <= 0 or hidden % heads:
         raise ModelLoadError(
             f"cannot derive CLIP attention heads for hidden size {hidden}; add the "
-            f"{HINT_KEYS['clip_heads']!r} entry to the file's metadata")
+            f"{HINT_KEYS['clip_g_heads' if component == 'text_encoder_2' else 'clip_heads']!r}"
+            " entry to the file's metadata")
+    if "text_projection.weight" in shapes:
+        cfg["projection_dim"] = shapes["text_projection.weight"][0]
     cfg.update({"vocab_size": vocab, "hidden_size": hidden, "max_position_embeddings": positions,
                 "num_hidden_layers": len(layers), "intermediate_size": fc1[0],
                 "num_attention_heads": heads})

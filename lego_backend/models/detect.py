@@ -2,7 +2,8 @@
 JSON files): model family, prediction type and which components it holds.
 
 Family is the ARCHITECTURE family (key layout and text encoder kind), not the size: our tiny
-demo checkpoint is "sd15" because it is laid out and conditioned like SD1.5.
+demo checkpoint is "sd15" because it is laid out and conditioned like SD1.5, and the tiny SDXL
+demo is "sdxl" (two text encoders under `conditioner.embedders.`).
 """
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lego_backend.errors import ModelLoadError
+from lego_backend.models.ldm_keys_sdxl import SDXL_PREFIX
 from lego_backend.models.ldm_keys_vae import CLIP_PREFIX, UNET_PREFIX, VAE_PREFIX
 from lego_backend.models.safetensors_io import read_header
 from lego_backend.models.store import is_diffusers_folder
 
-SUPPORTED_FAMILIES = ("sd15",)
+SUPPORTED_FAMILIES = ("sd15", "sdxl")
 # Metadata keys that may state the prediction type: ours, then the SAI ModelSpec one.
 _PREDICTION_KEYS = ("lego.prediction_type", "modelspec.prediction_type")
 
@@ -26,7 +28,7 @@ class CheckpointInfo:
 
     path: Path  # the file or diffusers folder
     layout: str  # "single_file" (original LDM keys) or "diffusers" (folder)
-    family: str  # "sd15", "sd2", "sdxl" or "unknown"
+    family: str  # "sd15", "sd2", "sdxl", "sdxl_refiner" or "unknown"
     prediction_type: str  # "epsilon" or "v_prediction"
     has_unet: bool  # UNet weights present
     has_vae: bool  # VAE weights present
@@ -49,7 +51,9 @@ def _prediction_from_text(value: str) -> str | None:
 
 
 def _family(keys: set[str], shapes: dict[str, tuple[int, ...]]) -> str:
-    if any(k.startswith("conditioner.embedders.") for k in keys):
+    if any(k.startswith(SDXL_PREFIX + "0.model.") for k in keys):
+        return "sdxl_refiner"  # bigG alone as embedder 0, aesthetic-score conditioning
+    if any(k.startswith(SDXL_PREFIX) for k in keys):
         return "sdxl"
     if any(k.startswith("cond_stage_model.model.") for k in keys):
         return "sd2"
@@ -108,6 +112,6 @@ def detect_checkpoint(path: Path) -> CheckpointInfo:
         prediction_type=prediction,
         has_unet=any(k.startswith(UNET_PREFIX) for k in keys),
         has_vae=any(k.startswith(VAE_PREFIX) for k in keys),
-        has_text_encoder=any(k.startswith(CLIP_PREFIX) for k in keys),
+        has_text_encoder=any(k.startswith((CLIP_PREFIX, SDXL_PREFIX)) for k in keys),
         metadata=header.metadata,
     )

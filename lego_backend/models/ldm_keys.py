@@ -10,6 +10,7 @@ versus the diffusers layout. Written from the two formats' module trees:
     output_blocks.<i>.0 / .1              up_blocks.<b>.resnets.<l> / attentions.<l>
     output_blocks.<i>.{1|2}.conv          up_blocks.<b>.upsamplers.0.conv (2 if the block has attn)
     time_embed.0/.2, out.0/.2             time_embedding.linear_1/_2, conv_norm_out/conv_out
+    label_emb.0.0/.0.2 (SDXL)             add_embedding.linear_1/_2 (pooled text + size embedding)
     ResBlock in_layers.0/.2, out_layers.0/.3, emb_layers.1, skip_connection
                                           norm1/conv1, norm2/conv2, time_emb_proj, conv_shortcut
   ControlNet extras (prefix `control_model.` in full files):
@@ -34,6 +35,7 @@ _RESNET_FROM_LDM = {v: k for k, v in _RESNET_TO_LDM.items()}
 _TOP_TO_LDM = {
     "conv_in": "input_blocks.0.0", "time_embedding.linear_1": "time_embed.0",
     "time_embedding.linear_2": "time_embed.2", "conv_norm_out": "out.0", "conv_out": "out.2",
+    "add_embedding.linear_1": "label_emb.0.0", "add_embedding.linear_2": "label_emb.0.2",
     "controlnet_cond_embedding.conv_in": "input_hint_block.0",
     "controlnet_mid_block": "middle_block_out.0",
 }

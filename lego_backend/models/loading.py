@@ -105,7 +105,7 @@ def load_unet(path: Path, *, cache_dir: Path | None = None) -> UNet2DConditionMo
 
 # ----------------------------------------------------------------------------- VAE
 def _vae_from_state(state: Tensors, hints: dict[str, str], cache_dir: Path | None,
-                    what: str) -> AutoencoderKL:
+                    what: str, family: str = "sd15") -> AutoencoderKL:
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 
@@ -114,7 +114,7 @@ def _vae_from_state(state: Tensors, hints: dict[str, str], cache_dir: Path | Non
             state = vae_state_to_ldm(state)
         except (KeyError, ValueError) as exc:
             raise ModelLoadError(f"{what}: unsupported diffusers VAE layout: {exc}") from exc
-    config = derive_vae_config(_shapes(state), hints)
+    config = derive_vae_config(_shapes(state), hints, family)
 
     def convert(sd: Tensors, cfg: dict[str, Any]) -> Tensors:
         return convert_ldm_vae_checkpoint({VAE_PREFIX + k: v for k, v in sd.items()}, cfg)
@@ -130,7 +130,8 @@ def load_checkpoint_vae(path: Path, *, cache_dir: Path | None = None) -> Autoenc
     if is_diffusers_folder(path):
         return pretrained(AutoencoderKL, path / "vae", "VAE", **diffusers_kwargs())
     state, hints = _checkpoint(path, VAE_PREFIX, "VAE")
-    return _vae_from_state(state, hints, cache_dir, f"VAE of {path.name}")
+    return _vae_from_state(state, hints, cache_dir, f"VAE of {path.name}",
+                           detect_checkpoint(path).family)
 
 
 def load_vae(path: Path, *, cache_dir: Path | None = None) -> AutoencoderKL:

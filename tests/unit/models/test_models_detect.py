@@ -40,9 +40,9 @@ def test_detect_from_header(tmp_path: Path, keys, meta, family, prediction) -> N
 
 
 def test_unsupported_family_is_refused_by_loaders(tmp_path: Path) -> None:
-    path = write(tmp_path / "xl.safetensors", {"model.diffusion_model.input_blocks.0.0.weight": T,
-                                               "conditioner.embedders.1.model.ln_final.weight": T})
-    with pytest.raises(ModelLoadError, match="family 'sdxl' is not supported"):
+    path = write(tmp_path / "sd2.safetensors", {"model.diffusion_model.input_blocks.0.0.weight": T,
+                                                "cond_stage_model.model.ln_final.weight": T})
+    with pytest.raises(ModelLoadError, match="family 'sd2' is not supported"):
         load_unet(path)
 
 
