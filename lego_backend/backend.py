@@ -32,6 +32,8 @@ from lego_backend.runtime.records import PromptRecord, PromptRequest, SubmitResu
 from lego_backend.runtime.scheduler import LatencyModel, admit
 from lego_backend.services.pool import ServicePool
 from lego_backend.services.router import ScalingRule
+from lego_backend.storage.prompt_db import PromptStore
+from lego_backend.storage.recovery import mark_failed, plan_recovery
 from node_library import build_registry
 from node_library.image_io import list_input_images
 
@@ -45,7 +47,7 @@ class Backend:
         scaling = {kind: ScalingRule(lo, hi) for kind, lo, hi in config.replicas}
         self.lanes = LaneRouter(config.mode, self.tensors, config.max_concurrent_prompts,
                                 config.max_batch, config.model_memory, scaling=scaling,
-                                runtime=config.replica_runtime)
+                                runtime=config.replica_runtime, max_retries=config.max_retries)
         self.paths = Paths(config.output_dir, config.input_dir, config.temp_dir, self.models,
                            config.max_pixels)
         self._lane_of: dict[str, Lane] = {}  # queued or running prompt -> its lane
@@ -53,13 +55,15 @@ class Backend:
         self._kinds: dict[str, str] = {}  # queued or running prompt -> workflow kind
         self._deadlines: dict[str, float] = {}  # queued or running prompt -> monotonic deadline
         self._lock = threading.Lock()
-        self._history = PromptHistory(config.history_max)
+        # Durable queue and history (<data_dir>/lego.db); None = in memory only (`lego run`).
+        self._store = PromptStore.in_dir(config.data_dir) if config.durable else None
+        self._history = PromptHistory(config.history_max, self._store)
         self._plans: dict[str, ExecutionPlan] = {}
         self._running: dict[str, PromptRecord] = {}  # prompt_id -> record, in start order
         self._running_nodes: dict[str, str] = {}  # prompt_id -> node executing now
         self._cancels: dict[str, threading.Event] = {}
         self._events = EventBus()
-        self._counter = 0
+        self._counter = int(self._store.max_number()) if self._store is not None else 0
         self._started = False
         self._stopping = False
 
@@ -81,6 +85,9 @@ class Backend:
         if self.config.torch_threads:
             import torch
             torch.set_num_threads(self.config.torch_threads)
+        if self._store is not None:
+            self._store.claim()  # one server per data dir: the unfinished prompts are ours
+            self._recover()
         self._started = True
         self.lanes.on_new_lane.append(self._start_lane)
         for lane in self.lanes.all():
@@ -107,6 +114,28 @@ class Backend:
             for thread in lane.threads:
                 thread.join(timeout=30)
             lane.services.close()
+        if self._store is not None:
+            self._store.close()
+
+    def _recover(self) -> None:
+        """Prompts a previous server process left queued or running: re-queued in their run
+        order, or recorded as failed with the reason (storage/recovery.py)."""
+        assert self._store is not None
+        left = plan_recovery(self._store.unfinished(), self.config.on_restart,
+                             self.config.max_retries)
+        for record, reason in left.failed:
+            self._history.add(mark_failed(record, reason))
+        for record in left.requeue:
+            try:
+                plan = self.compile(record.prompt, record.outputs_to_execute)
+            except GraphValidationError as err:  # e.g. its model file is gone
+                reason = "cannot run after the restart: " + "; ".join(err.describe())
+                self._history.add(mark_failed(record, reason))
+                continue
+            with self._lock:  # admitted before the restart: no queue limit or SLO refusal
+                lane, kind = self.lanes.lane_for(plan), workflow_kind(plan)
+                decision = self._admission(lane, kind, record.extra_data)
+                self._enqueue(record, plan, lane, kind, decision.deadline, persist=False)
 
     # --- graph surface -----------------------------------------------------------------------------
     def list_choices(self, folder: str) -> list[str]:
@@ -164,13 +193,21 @@ class Backend:
                     "The server predicts this prompt would miss its SLO "
                     f"({decision.predicted_finish - time.monotonic():.1f}s needed)",
                     decision.retry_after_s)
-            self._plans[pid] = plan
-            self._lane_of[pid] = lane
-            self._kinds[pid] = kind
-            self._deadlines[pid] = decision.deadline
-            lane.queue.put(record)
+            self._enqueue(record, plan, lane, kind, decision.deadline)
         self._emit_queue_status()
         return SubmitResult(pid, number, plan.node_errors)
+
+    def _enqueue(self, record: PromptRecord, plan: ExecutionPlan, lane: Lane, kind: str,
+                 deadline: float, persist: bool = True) -> None:
+        """Under self._lock: the prompt waits in its lane (and, durably, in lego.db)."""
+        pid = record.prompt_id
+        if persist and self._store is not None:
+            self._store.add(record)  # before the queue: a runner may start it at once
+        self._plans[pid] = plan
+        self._lane_of[pid] = lane
+        self._kinds[pid] = kind
+        self._deadlines[pid] = deadline
+        lane.queue.put(record)
 
     def _check_queue_room(self, client_id: str | None) -> None:
         pending = self._pending()
@@ -221,6 +258,8 @@ class Backend:
             self._plans.pop(pid, None)
             self._kinds.pop(pid, None)
             self._deadlines.pop(pid, None)
+            if self._store is not None:
+                self._store.delete([pid], finished=False)
             return True
 
     def delete_queued(self, prompt_ids: list[str]) -> None:
@@ -328,6 +367,8 @@ class Backend:
             deadline = self._deadlines.get(record.prompt_id, float("inf"))
         record.status = "running"
         record.start_time = int(time.time() * 1000)
+        if self._store is not None:
+            self._store.started(record.prompt_id, record.start_time)
         self._emit_queue_status()
         extra = record.extra_data
         ctx = RunContext(self.paths, self.tensors, lane.services, self._emit, cancel,
@@ -349,7 +390,10 @@ class Backend:
             self._emit(failure)
         finally:
             record.end_time = int(time.time() * 1000)
-            self._history.add(record)
+            if self._stopping and record.status == "interrupted" and self._store is not None:
+                self._store.requeue(record.prompt_id)  # cut short by shutdown: runs after restart
+            else:
+                self._history.add(record)
             with self._lock:
                 alone = alone_at_start and len(self._running) == 1
                 self._running.pop(record.prompt_id, None)
@@ -357,9 +401,9 @@ class Backend:
                 lane.running -= 1
                 kind = self._kinds.pop(record.prompt_id, None)
                 self._deadlines.pop(record.prompt_id, None)
-            if kind is not None and record.status == "success":
-                self.latency.observe(kind, time.monotonic() - started, alone)
                 self._running_nodes.pop(record.prompt_id, None)
                 self._cancels.pop(record.prompt_id, None)
+            if kind is not None and record.status == "success":
+                self.latency.observe(kind, time.monotonic() - started, alone)
             self._emit(ev.PromptDone(record.prompt_id, record.client_id))
             self._emit_queue_status()

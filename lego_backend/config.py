@@ -24,13 +24,20 @@ class BackendConfig:
     torch_threads: int | None = None  # None = torch default
     preview_method: str = "auto"  # "none" | "auto" | "latent2rgb"
     preview_interval_s: float = 0.2  # minimum time between two previews of one node
-    history_max: int = 10000
+    history_max: int = 10000  # finished prompts kept (memory and lego.db), oldest pruned first
+    # Queue and history in <data_dir>/lego.db (SQLite, WAL): a restarted server keeps its history
+    # and runs what was left queued or running. `lego run` (one prompt, no server) sets False.
+    durable: bool = True
+    on_restart: str = "requeue"  # prompts left unfinished: "requeue" | "fail" (with a reason)
+    # A prompt cut short by a crash (a dead worker process, a killed server) is retried up to
+    # this many times, then fails with an execution_error saying why.
+    max_retries: int = 2
     max_queue: int = 1000  # pending prompts in all; more get HTTP 429 with Retry-After
     max_queue_per_client: int = 200  # pending prompts of one client_id
     max_pixels: int = 64 * 1024 * 1024  # width x height x batch of one image or latent
     # Prompts executing at once. Their service calls interleave, and denoiser steps of different
     # prompts batch together; 1 = ComfyUI's one-prompt-at-a-time executor.
-    max_concurrent_prompts: int = 4
+    max_concurrent_prompts: int = 16
     max_batch: int = 16  # rows per denoiser batch
     slo_scale: float = 5.0  # default deadline: slo_scale x the workflow's standalone latency
     admission: str = "besteffort"  # "strict": refuse (429) prompts predicted to miss their SLO

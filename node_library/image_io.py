@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +84,33 @@ def save_batch(images: torch.Tensor, root: Path, prefix: str, kind: str, compres
     items = []
     for batch_num, image in enumerate(images):
         name_stem = stem.replace("%batch_num%", str(batch_num))
-        name = f"{name_stem}_{counter:05}_.png"
-        final = folder / name
-        tmp = folder / f".{name}.tmp"
-        # Write under a temporary name, then rename: a crash never leaves half a PNG behind.
+        # Write under a temporary name of our own, then publish it: a crash never leaves half
+        # a PNG behind, and concurrent prompts never write into each other's file.
+        tmp = folder / f".{name_stem}.{uuid.uuid4().hex[:12]}.png.tmp"
         to_pil(image).save(tmp, format="PNG", pnginfo=png_info(prompt, extra_pnginfo),
                            compress_level=compress_level)
-        os.replace(tmp, final)
-        items.append({"filename": name, "subfolder": sub, "type": kind})
+        while not publish(tmp, folder / f"{name_stem}_{counter:05}_.png"):
+            counter += 1  # another prompt took this number since we looked
+        items.append({"filename": f"{name_stem}_{counter:05}_.png", "subfolder": sub,
+                      "type": kind})
         counter += 1
     return items
+
+
+def publish(tmp: Path, final: Path) -> bool:
+    """Give a fully written file its final name unless that name exists (an output is never
+    overwritten); False if it was taken."""
+    try:
+        os.link(tmp, final)  # atomic, and refuses an existing name
+    except FileExistsError:
+        return False
+    except OSError:  # a filesystem without hard links: check, then rename
+        if final.exists():
+            return False
+        os.replace(tmp, final)
+        return True
+    os.unlink(tmp)
+    return True
 
 
 def annotated(name: str) -> tuple[str, str | None]:

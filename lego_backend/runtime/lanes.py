@@ -51,7 +51,8 @@ def workflow_kind(plan: ExecutionPlan) -> str:
 class LaneRouter:
     def __init__(self, mode: str, store: TensorStore, runners: int, max_batch: int,
                  model_memory: int | None, instances_per_kind: int = 1,
-                 scaling: dict[str, ScalingRule] | None = None, runtime: str = "thread"):
+                 scaling: dict[str, ScalingRule] | None = None, runtime: str = "thread",
+                 max_retries: int = 2):
         if mode not in ("micro", "monolithic"):
             raise ValueError(f"unknown mode {mode!r}: expected micro or monolithic")
         self.mode = mode
@@ -62,6 +63,7 @@ class LaneRouter:
         self._instances = instances_per_kind
         self._scaling = scaling or {}
         self._runtime = runtime
+        self._max_retries = max_retries
         self._lock = threading.Lock()
         self.lanes: dict[str, Lane] = {}
         self.on_new_lane: list = []  # callbacks(lane): the backend starts its runners
@@ -71,7 +73,8 @@ class LaneRouter:
     def _add(self, name: str, runners: int, max_batch: int) -> Lane:
         lane = Lane(name, PromptQueue(),
                     ServicePool(self._store, self._model_memory, max_batch=max_batch,
-                                scaling=self._scaling, runtime=self._runtime),
+                                scaling=self._scaling, runtime=self._runtime,
+                                max_retries=self._max_retries),
                     OutputCache(self._store), runners)
         self.lanes[name] = lane
         for callback in self.on_new_lane:
@@ -101,6 +104,8 @@ class LaneRouter:
         calls = sum(s["calls_run"] for s in denoisers)
         batches = sum(s["batches_run"] for s in denoisers)
         scaling = [d for lane in self.all() for d in lane.services.scaling_log]
+        from lego_backend.cluster.runtime import cluster_report  # no ray import unless used
         return {"mode": self.mode, "services": services, "scaling_decisions": scaling[-50:],
                 "resident_weight_bytes": sum(s["resident_bytes"] for s in services),
-                "mean_denoiser_batch": calls / batches if batches else 0.0}
+                "mean_denoiser_batch": calls / batches if batches else 0.0,
+                "cluster": cluster_report()}

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lego_backend.dataplane.store import TensorStore
+from lego_backend.errors import ServiceUnavailableError
 from lego_backend.services.controlnet import ControlNetService
 from lego_backend.services.denoiser import DenoiserService
 from lego_backend.services.protocol import ModelService, ServiceCall, ServiceSpec
 from lego_backend.services.replica import Replica
 from lego_backend.services.router import ReplicaLoad, ScalingRule, choose_replica, desired_replicas
-from lego_backend.services.text_encoder import TextEncoderService
+from lego_backend.services.text_encoder_sdxl import text_encoder_service
 from lego_backend.services.upscaler import UpscalerService
 from lego_backend.services.vae import VaeService
 
@@ -27,7 +28,7 @@ log = logging.getLogger("lego.scaling")
 Factory = Callable[[ServiceSpec, TensorStore], ModelService]
 
 DEFAULT_FACTORIES: dict[str, Factory] = {
-    "text_encoder": TextEncoderService,
+    "text_encoder": text_encoder_service,  # SD1 CLIP, or both SDXL encoders, by family
     "denoiser": DenoiserService,
     "vae": VaeService,
     "controlnet": ControlNetService,
@@ -49,7 +50,8 @@ class ServicePool:
     def __init__(self, store: TensorStore, memory_budget: int | None = None,
                  factories: dict[str, Factory] | None = None, max_batch: int = 16,
                  linger_s: float = 0.004, scaling: dict[str, ScalingRule] | None = None,
-                 runtime: str = "thread", worker_threads: int | None = None):
+                 runtime: str = "thread", worker_threads: int | None = None,
+                 max_retries: int = 2):
         self.store = store
         self.memory_budget = memory_budget
         self.max_batch = max_batch
@@ -57,6 +59,7 @@ class ServicePool:
         self.scaling = dict(scaling or {})
         self.runtime = runtime  # "thread" | "process"
         self.worker_threads = worker_threads
+        self.max_retries = max_retries  # a worker process dying mid-batch: restarts per batch
         self.scaling_log: list[dict[str, Any]] = []  # decisions, newest last (bounded)
         self._factories = dict(DEFAULT_FACTORIES if factories is None else factories)
         self._lock = threading.Lock()
@@ -73,7 +76,11 @@ class ServicePool:
         service = factory(spec, self.store)
         if self.runtime == "process":
             from lego_backend.services.process_replica import ProcessReplica
-            return ProcessReplica(service, self.max_batch, self.linger_s, self.worker_threads)
+            return ProcessReplica(service, self.max_batch, self.linger_s, self.worker_threads,
+                                  max_restarts=self.max_retries)
+        if self.runtime == "ray":  # replicas as Ray actors on any node (lego_backend/cluster)
+            from lego_backend.cluster.ray_replica import RayReplica
+            return RayReplica(service, self.max_batch, self.linger_s, self.worker_threads)
         return Replica(service, self.max_batch, self.linger_s)
 
     def _entry(self, spec: ServiceSpec) -> _Entry:
@@ -96,11 +103,14 @@ class ServicePool:
             if not entry.replicas:  # scaled to zero: a request brings one back
                 entry.replicas.append(self._new_replica(spec))
                 self._log(spec, 0, 1, "cold start")
+            live = [r for r in entry.replicas if not r.out_of_service]
+            if not live:  # every replica kept dying: say why instead of retrying forever
+                raise ServiceUnavailableError(entry.replicas[0].out_of_service)
             wanted = {a.identity for a in adapters}
             loads = [ReplicaLoad(r.queue_depth, r.streams, r.loaded,
                                  len(wanted & entry.adapters_sent.get(id(r), set())))
-                     for r in entry.replicas]
-            chosen = entry.replicas[choose_replica(loads)]
+                     for r in live]
+            chosen = live[choose_replica(loads)]
             entry.adapters_sent.setdefault(id(chosen), set()).update(wanted)
             return chosen
 
@@ -132,7 +142,7 @@ class ServicePool:
         """Start loading a request's LoRAs on the replica that will run it; futures (in-process
         replicas; a worker process loads them with its first batch)."""
         cache = getattr(self.replica(spec, refs).service, "adapters", None)
-        if cache is None or self.runtime == "process":
+        if cache is None or self.runtime in ("process", "ray"):
             return []
         return [cache.request(ref) for ref in refs]
 

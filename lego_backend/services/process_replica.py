@@ -1,10 +1,12 @@
 """A replica in its own worker process (per-model scaling on one host). The parent keeps the
 queue and the batching policy; the worker holds the weights and runs batches. Tensors cross by
 shared memory (dataplane/shm.py); the pipe carries calls, handles and small stats. A worker that
-dies is restarted and the batch retried, up to `max_restarts` times in a row."""
+dies is restarted and the batch retried, up to `max_restarts` times in a row; then the batch's
+callers get a ReplicaDeadError saying how often and how the worker died."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import traceback
 from typing import Any
@@ -102,15 +104,14 @@ class ProcessReplica(Replica):
         try:
             self._conn.send(message)
         except OSError as exc:  # broken pipe: the worker is gone
-            raise ReplicaDeadError(f"worker process {self._proc.pid} died: {exc}") from exc
+            raise ReplicaDeadError(f"worker process {self._proc.pid} {_how(self._proc)}") from exc
         while not self._conn.poll(POLL_S):
             if not self._proc.is_alive():
-                raise ReplicaDeadError(f"worker process {self._proc.pid} died "
-                                       f"(exit code {self._proc.exitcode})")
+                raise ReplicaDeadError(f"worker process {self._proc.pid} {_how(self._proc)}")
         try:
             reply = self._conn.recv()
         except (EOFError, OSError) as exc:
-            raise ReplicaDeadError(f"worker process {self._proc.pid} died: {exc}") from exc
+            raise ReplicaDeadError(f"worker process {self._proc.pid} {_how(self._proc)}") from exc
         if reply[0] == "err":
             raise RuntimeError(reply[1])
         self._stats = reply[2]
@@ -124,14 +125,15 @@ class ProcessReplica(Replica):
                 try:
                     results = self._request(("run", wire))
                     return from_wire(results, self.service.store)
-                except ReplicaDeadError:
+                except ReplicaDeadError as death:
                     failures += 1
                     self.restarts += 1
-                    if failures > self.max_restarts:
+                    self._start_worker()  # a new worker reloads the weights
+                    if failures > self.max_restarts:  # the next batch gets the fresh worker
                         raise ReplicaDeadError(
-                            f"{self.service.spec.label}: worker died {failures} times in a row; "
-                            "taken out of service") from None
-                    self._start_worker()  # a new worker reloads the weights; retry the batch
+                            f"{self.service.spec.label}: the worker process died {failures} "
+                            f"times running this batch (last: {death}); not retried again "
+                            f"(max retries {self.max_restarts})") from None
 
     @property
     def loaded(self) -> bool:
@@ -171,3 +173,14 @@ class ProcessReplica(Replica):
         self._proc.kill()
         self._proc.join(timeout=10)
 
+
+def _how(proc: Any) -> str:
+    """'was killed by SIGKILL' / 'exited with code 1' for a worker that died."""
+    proc.join(timeout=1)  # the pipe may break a moment before the exit code is known
+    code = proc.exitcode
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"

@@ -1,0 +1,1 @@
+"""Durable state: the prompt database (queue and history) in the data dir."""
