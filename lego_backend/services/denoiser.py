@@ -56,6 +56,10 @@ class DenoiserService(ModelService):
             extra["down_block_additional_residuals"] = [
                 torch.cat([get(c.args["down"][i]) for c in calls]) for i in range(n_down)]
             extra["mid_block_additional_residual"] = torch.cat([get(c.args["mid"]) for c in calls])
+        if "text_embeds" in calls[0].args:  # SDXL: pooled text + 6 size numbers per row
+            extra["added_cond_kwargs"] = {
+                "text_embeds": torch.cat([get(c.args["text_embeds"]) for c in calls]),
+                "time_ids": torch.cat([get(c.args["time_ids"]) for c in calls])}
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         spans = [(s, s + n) for s, n in zip(starts, sizes)]
         rows = loaded_rows(self.adapters, spans, [c.args.get("adapters", ()) for c in calls],
