@@ -40,8 +40,10 @@ class DenoiserService(ModelService):
         return module_bytes(self.model) if self.loaded else 0
 
     def batch_key(self, call: ServiceCall) -> tuple[Any, ...] | None:
+        # Rows with and without ControlNet residuals share a forward: rows without get zero
+        # residuals, and x + 0 is exactly x, so their result is unchanged (batch-invariant).
         a = call.args
-        return (tuple(a["x"].shape[1:]), tuple(a["context"].shape[1:]), "down" in a)
+        return (tuple(a["x"].shape[1:]), tuple(a["context"].shape[1:]))
 
     @torch.inference_mode()
     def _run(self, calls: list[ServiceCall]) -> list[Any]:
@@ -50,12 +52,7 @@ class DenoiserService(ModelService):
         x = torch.cat([get(c.args["x"]) for c in calls])
         t = torch.cat([get(c.args["t"]) for c in calls])
         ctx = torch.cat([get(c.args["context"]) for c in calls])
-        extra: dict[str, Any] = {}
-        if "down" in calls[0].args:
-            n_down = len(calls[0].args["down"])
-            extra["down_block_additional_residuals"] = [
-                torch.cat([get(c.args["down"][i]) for c in calls]) for i in range(n_down)]
-            extra["mid_block_additional_residual"] = torch.cat([get(c.args["mid"]) for c in calls])
+        extra = _residuals(calls, sizes, get)
         if "text_embeds" in calls[0].args:  # SDXL: pooled text + 6 size numbers per row
             extra["added_cond_kwargs"] = {
                 "text_embeds": torch.cat([get(c.args["text_embeds"]) for c in calls]),
@@ -67,3 +64,23 @@ class DenoiserService(ModelService):
         with row_adapters(self.model, "unet", rows):
             out = self.model(x, t, encoder_hidden_states=ctx, return_dict=False, **extra)[0]
         return [self.store.put(part) for part in torch.split(out, sizes)]
+
+
+def _residuals(calls: list[ServiceCall], sizes: list[int], get: Any) -> dict[str, Any]:
+    """ControlNet residuals of the batch's rows, zeros for rows that have none."""
+    donor = next((c for c in calls if "down" in c.args), None)
+    if donor is None:
+        return {}
+    shapes = [get(h).shape[1:] for h in donor.args["down"]]
+    mid_shape = get(donor.args["mid"]).shape[1:]
+    dtype = get(donor.args["mid"]).dtype
+
+    def rows(call: ServiceCall, n: int, i: int | None) -> torch.Tensor:
+        if "down" in call.args:
+            return get(call.args["down"][i] if i is not None else call.args["mid"])
+        return torch.zeros((n, *(shapes[i] if i is not None else mid_shape)), dtype=dtype)
+
+    pairs = list(zip(calls, sizes))
+    return {"down_block_additional_residuals":
+            [torch.cat([rows(c, n, i) for c, n in pairs]) for i in range(len(shapes))],
+            "mid_block_additional_residual": torch.cat([rows(c, n, None) for c, n in pairs])}

@@ -3,6 +3,7 @@ scalars) to a ModelService named by a ServiceKey, i.e. by the weights it holds. 
 workflow that names the same weights reaches the same service."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,9 @@ class ServiceCall:
     args: dict[str, Any] = field(default_factory=dict)
 
 
+_LOAD_LOCK = threading.Lock()
+
+
 class ModelService:
     """Base class: one loaded copy of one set of weights. Subclasses implement `load` and `_run`.
     Not thread-safe by itself: the pool serialises calls per service."""
@@ -77,7 +81,10 @@ class ModelService:
 
     def run_batch(self, calls: list[ServiceCall]) -> list[Any]:
         if not self.loaded:
-            self.load()
+            # One load at a time per process: diffusers/transformers import their model modules
+            # lazily and two first imports racing from different threads fail with KeyError.
+            with _LOAD_LOCK:
+                self.load()
             self.loaded = True
         self.batches_run += 1
         self.calls_run += len(calls)

@@ -25,7 +25,12 @@ class _Queued:
     future: Future
 
 
+MAX_LINGER_S = 0.05
+
+
 class Replica:
+    out_of_service: str | None = None  # why a replica that kept dying no longer takes work
+
     def __init__(self, service: ModelService, max_batch: int = 16, linger_s: float = 0.004):
         self.service = service
         self.max_batch = max_batch
@@ -38,6 +43,7 @@ class Replica:
         self._closed = False
         self._run_lock = threading.Lock()  # held while the model runs or is unloaded
         self.batch_sizes: list[int] = []  # sizes of the last batches run (bounded)
+        self._run_s = 0.0  # EWMA of how long one batch takes (scales the linger)
         self.batches_run = 0
         self.calls_run = 0
         self.runtime = "thread"
@@ -128,21 +134,30 @@ class Replica:
                 if batch is None:
                     return
                 self._busy = True
+            started = time.monotonic()
             try:
                 results = self._execute([q.call for q in batch])
                 for q, result in zip(batch, results):
                     q.future.set_result(result)
-            except BaseException as exc:  # the callers see the failure; the replica lives on
+            except BaseException as exc:  # noqa: BLE001 - the callers see the failure; the replica lives on
                 for q in batch:
                     if not q.future.done():
                         q.future.set_exception(exc)
             finally:
                 with self._cv:
+                    ran = time.monotonic() - started
+                    self._run_s = ran if not self._run_s else self._run_s + 0.2 * (ran - self._run_s)
                     self._busy = False
                     self.batches_run += 1
                     self.calls_run += len(batch)
                     self.batch_sizes.append(len(batch))
                     del self.batch_sizes[:-1000]
+
+    def _linger(self) -> float:
+        """How long a batch may wait for open streams that have not called yet: a straggler
+        (e.g. one whose ControlNet step runs first) costs a fraction of a step to wait for and
+        joins at a small marginal cost, so wait up to half a step (at least `linger_s`)."""
+        return max(self.linger_s, min(0.5 * self._run_s, MAX_LINGER_S))
 
     def _next_batch(self) -> list[_Queued] | None:
         """Under the lock: wait until the policy releases a batch (None when closed)."""
@@ -157,7 +172,7 @@ class Replica:
                 continue
             waiting = [Waiting(q.key, q.deadline, q.arrived, q.seq) for q in self._queue]
             decision = pick_batch(waiting, time.monotonic(), self.max_batch, self._streams,
-                                  self.linger_s)
+                                  self._linger())
             if not decision.members:
                 self._cv.wait(decision.wait_s)
                 continue
