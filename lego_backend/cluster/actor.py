@@ -1,0 +1,94 @@
+"""The replica actor: one loaded copy of one model service, living in a Ray worker process on
+some node. The driver keeps the queue and the batching policy (services/replica.py); the actor
+only runs the batches it is sent. Inputs arrive as object references and are fetched here,
+straight from the object store of whichever node holds them; outputs go back as one payload per
+call (owned by the driver, so they outlive this actor)."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+from lego_backend import process_env
+
+process_env.configure()  # before torch: offline hub, passive OpenMP waiting
+
+from lego_backend.cluster.wire import (
+    Slot,
+    check_control,
+    from_payload,
+    nbytes,
+    to_payload,
+    walk,
+)
+from lego_backend.dataplane.handle import TensorHandle
+from lego_backend.services.protocol import ServiceCall, ServiceSpec
+
+
+class ReplicaActor:
+    def __init__(self, spec: ServiceSpec, threads: int | None = None):
+        import torch
+
+        from lego_backend.dataplane.store import TensorStore
+        from lego_backend.services.pool import DEFAULT_FACTORIES
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.store = TensorStore()
+        self.service = DEFAULT_FACTORIES[spec.kind](spec, self.store)
+
+    def where(self) -> dict[str, Any]:
+        """Node, address and process of this actor (for placement and /lego/services)."""
+        import ray
+        ctx = ray.get_runtime_context()
+        return {"node": ctx.get_node_id(), "actor_id": ctx.get_actor_id(), "pid": os.getpid(),
+                "host": socket.gethostname()}
+
+    def stats(self) -> dict[str, Any]:
+        return {"loaded": self.service.loaded, "resident_bytes": self.service.resident_bytes(),
+                "pid": os.getpid()}
+
+    def unload(self) -> dict[str, Any]:
+        self.service.unload()
+        return self.stats()
+
+    def run(self, control: list[tuple[str, Any]], refs: list[Any]) -> tuple[Any, ...]:
+        """Run one batch. Returns (skeletons, stats, fetches) then one payload per call."""
+        import ray
+
+        check_control(control)
+        payloads, fetches = [], []
+        for i, ref in enumerate(refs):  # one at a time: the driver reports time per hop
+            start = time.perf_counter()
+            payload = ray.get(ref)
+            fetches.append((i, sum(nbytes(p) for p in payload), time.perf_counter() - start))
+            payloads.append(payload)
+        held = []
+
+        def arrive(slot: Slot) -> Any:
+            handle = self.store.put(from_payload(payloads[slot.ref][slot.index]))
+            held.append(handle)
+            return handle
+
+        calls = [ServiceCall(op, walk(args, arrive)) for op, args in control]
+        try:
+            results = self.service.run_batch(calls)
+            skeletons, outs = [], []
+            for result in results:
+                payload: list[Any] = []
+
+                def leave(value: Any, payload: list[Any] = payload) -> Slot:
+                    tensor = value
+                    if isinstance(value, TensorHandle):
+                        tensor = self.store.get(value)
+                        held.append(value)
+                    payload.append(to_payload(tensor))
+                    return Slot(-1, len(payload) - 1, tuple(tensor.shape),
+                                str(tensor.dtype).removeprefix("torch."), str(tensor.device))
+                skeletons.append(walk(result, leave))
+                outs.append(payload)
+        finally:
+            for handle in held:  # this batch's tensors end here: the payloads carry them on
+                self.store.release(handle)
+        return (skeletons, self.stats(), fetches), *outs

@@ -1,0 +1,231 @@
+"""A replica whose model runs in a Ray actor, on whichever node the scheduler placed it. The
+driver-side object keeps the queue and the batching policy (services/replica.py, unchanged);
+`_execute` ships each batch to the actor by handle: the control message holds op names,
+scalars and slots, the tensors travel as object references (cluster/wire.py).
+
+Faults: an actor that dies while running a batch (process killed, node lost) is replaced by a
+new actor, placed again (so possibly on another node), and the batch is re-run there; the
+request sees nothing but a slower step. After `max_restarts` deaths in a row the replica is
+taken out of service: its callers get a ReplicaDeadError, the pool routes around it and
+/lego/services shows why."""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lego_backend.cluster.runtime import RayCluster, current, import_ray
+from lego_backend.cluster.wire import Slot, from_payload, nbytes, to_payload, walk
+from lego_backend.dataplane.handle import TensorHandle
+from lego_backend.dataplane.transport import HOPS, Location, choose_transport, hop_label
+from lego_backend.errors import ReplicaDeadError, ServiceUnavailableError
+from lego_backend.services.protocol import ModelService, ServiceCall
+from lego_backend.services.replica import Replica
+
+log = logging.getLogger("lego.cluster")
+START_TIMEOUT_S = 60.0  # an actor not up by then cannot be placed (resources never free)
+
+
+@dataclass(frozen=True)
+class RaySource:
+    """Where a remote handle's bytes are: position `index` of the payload behind `ref`."""
+
+    ref: Any  # ray.ObjectRef, owned by the driver
+    index: int
+    node: str  # node that produced it
+    pid: int
+
+
+class RayReplica(Replica):
+    def __init__(self, service: ModelService, max_batch: int = 16, linger_s: float = 0.004,
+                 threads: int | None = None, max_restarts: int = 3,
+                 cluster: RayCluster | None = None):
+        self.cluster = cluster or current()
+        self._ray = import_ray()
+        self._threads = threads
+        self.max_restarts = max_restarts
+        self.restarts = 0
+        self.out_of_service: str | None = None
+        self._actor_lock = threading.Lock()
+        self._actor: Any = None
+        self._ready: Any = None
+        self._where: dict[str, Any] = {}
+        self._stats: dict[str, Any] = {"loaded": False, "resident_bytes": 0}
+        self._spec = service.spec
+        self._start_actor()
+        super().__init__(service, max_batch, linger_s)
+        self.runtime = "ray"
+        self.cluster.register(self)
+
+    # --- the actor -----------------------------------------------------------------------------
+    def _start_actor(self) -> None:
+        self._actor = self.cluster.start_actor(self._spec, self._threads)
+        self._ready = self._actor.where.remote()
+        self._where = {}
+        self._stats = {"loaded": False, "resident_bytes": 0}
+
+    def _ensure_started(self) -> None:
+        if self._where:
+            return
+        try:
+            where = self._ray.get(self._ready, timeout=START_TIMEOUT_S)
+            where["ip"] = self.cluster.node_address(where["node"])
+            self._where = where
+        except self._ray.exceptions.GetTimeoutError:
+            self._ray.kill(self._actor)
+            self._start_actor()  # the next batch tries again (resources may free up)
+            raise ServiceUnavailableError(
+                f"{self._spec.label}: no replica actor could start within {START_TIMEOUT_S:.0f}s "
+                f"(resources {self.cluster.resources_for(self._spec.kind).demand() or 'none'})"
+            ) from None
+
+    @property
+    def node(self) -> str | None:
+        return self._where.get("node")
+
+    @property
+    def pid(self) -> int | None:
+        return self._where.get("pid")
+
+    def _location(self) -> Location:
+        return Location(self._where["node"], self._where["pid"], "cpu", ray=True)
+
+    def _driver(self) -> Location:
+        return Location(self.cluster.driver_node, os.getpid(), "cpu", ray=True)
+
+    # --- running batches -------------------------------------------------------------------------
+    def _execute(self, calls: list[ServiceCall]) -> list[Any]:
+        if self.out_of_service:
+            raise ReplicaDeadError(self.out_of_service)
+        dead = self._ray.exceptions.RayActorError
+        failures = 0
+        while True:
+            with self._actor_lock:
+                try:
+                    self._ensure_started()
+                    return self._run_on_actor(calls)
+                except self._ray.exceptions.RayTaskError as exc:  # the service raised
+                    cause = getattr(exc, "cause", None)
+                    raise (cause if isinstance(cause, Exception) else exc) from None
+                except self._ray.exceptions.ObjectLostError as exc:
+                    # An input's bytes died with their node: re-running here cannot help.
+                    raise ReplicaDeadError(f"{self._spec.label}: an input was lost with its "
+                                           f"node ({_first_line(exc)})") from None
+                except dead as death:
+                    failures += 1
+                    self.restarts += 1
+                    why = _first_line(death)
+                    if failures > self.max_restarts:
+                        self.out_of_service = (
+                            f"{self._spec.label}: replica actor died {failures} times in a row "
+                            f"(last: {why}); taken out of service")
+                        log.error("%s", self.out_of_service)
+                        raise ReplicaDeadError(self.out_of_service) from None
+                    log.warning("%s: replica actor (pid %s on node %s) died: %s; re-running "
+                                "the batch on a new actor", self._spec.label, self.pid,
+                                (self.node or "?")[:12], why)
+                    self._start_actor()
+
+    def _run_on_actor(self, calls: list[ServiceCall]) -> list[Any]:
+        ray, store = self._ray, self.service.store
+        here, there = self._driver(), self._location()
+        refs: list[Any] = []
+        sources: list[Location] = []
+        positions: dict[Any, int] = {}
+
+        def ship(value: Any) -> Slot:
+            source = store.source(value) if isinstance(value, TensorHandle) else None
+            if isinstance(source, RaySource):  # already in the object store: forward the ref
+                if source.ref not in positions:
+                    positions[source.ref] = len(refs)
+                    refs.append(source.ref)
+                    sources.append(Location(source.node, source.pid, ray=True))
+                return Slot(positions[source.ref], source.index, tuple(value.shape),
+                            value.dtype, value.device)
+            tensor = store.get(value) if isinstance(value, TensorHandle) else value
+            start = time.perf_counter()
+            payload = [to_payload(tensor)]
+            refs.append(ray.put(payload))
+            HOPS.record(hop_label(choose_transport(here, there, self.cluster.capabilities),
+                                  here, there) + ":put", nbytes(payload[0]),
+                        time.perf_counter() - start)
+            sources.append(here)
+            return Slot(len(refs) - 1, 0, tuple(tensor.shape),
+                        str(tensor.dtype).removeprefix("torch."), str(tensor.device))
+
+        control = [(c.op, walk(c.args, ship)) for c in calls]
+        outs = self._actor.run.options(num_returns=len(calls) + 1).remote(control, refs)
+        skeletons, stats, fetches = ray.get(outs[0])
+        self._stats = stats
+        for i, size, seconds in fetches:
+            src = sources[i]
+            HOPS.record(hop_label(choose_transport(src, there, self.cluster.capabilities),
+                                  src, there), size, seconds)
+        results = []
+        for skeleton, ref in zip(skeletons, outs[1:]):
+            def arrive(slot: Slot, ref: Any = ref) -> TensorHandle:
+                src = RaySource(ref, slot.index, there.node, there.pid)
+                return store.put_remote(src, functools.partial(_fetch, src, here,
+                                                               self.cluster),
+                                        slot.shape, slot.dtype, slot.device, owner="ray")
+            results.append(walk(skeleton, arrive))
+        return results
+
+    # --- what the pool and /lego/services see ----------------------------------------------------
+    @property
+    def loaded(self) -> bool:
+        return bool(self._stats.get("loaded"))
+
+    def resident_bytes(self) -> int:
+        return int(self._stats.get("resident_bytes") or 0)
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"runtime": "ray", "pid": self.pid, "node": self.node,
+                               "node_ip": self._where.get("ip"), "host": self._where.get("host"),
+                               "actor_id": self._where.get("actor_id"),
+                               "restarts": self.restarts,
+                               "resources": self.cluster.resources_for(self._spec.kind).demand()}
+        if self.out_of_service:
+            out["error"] = self.out_of_service
+        return out
+
+    def unload_if_idle(self) -> int:
+        if not self.idle or not self.loaded or not self._where:
+            return 0
+        freed = self.resident_bytes()
+        with self._actor_lock:
+            try:
+                self._stats = self._ray.get(self._actor.unload.remote(), timeout=30)
+            except Exception:  # noqa: BLE001 - a dead or stuck actor frees nothing now
+                return 0
+        return freed
+
+    def close(self) -> None:
+        super().close()
+        self.cluster.unregister(self)
+        with contextlib.suppress(Exception):  # already gone with its node or the cluster
+            self._ray.kill(self._actor)
+
+
+def _fetch(source: RaySource, here: Location, cluster: RayCluster) -> torch.Tensor:
+    """Bring a result's bytes into the driver (first local use of the handle)."""
+    ray = import_ray()
+    start = time.perf_counter()
+    item = ray.get(source.ref)[source.index]
+    tensor = from_payload(item)
+    src = Location(source.node, source.pid, ray=True)
+    HOPS.record(hop_label(choose_transport(src, here, cluster.capabilities), src, here),
+                nbytes(item), time.perf_counter() - start)
+    return tensor
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
