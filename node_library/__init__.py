@@ -9,6 +9,7 @@ def build_registry() -> NodeRegistry:
     from node_library import (
         canny,
         conditioning,
+        conditioning_sdxl,
         controlnet,
         image,
         latent,
@@ -20,8 +21,8 @@ def build_registry() -> NodeRegistry:
     )
 
     registry = NodeRegistry()
-    for module in (loaders, conditioning, sampling, latent, vae, image, controlnet, upscale,
-                   outpaint, canny):
+    for module in (loaders, conditioning, conditioning_sdxl, sampling, latent, vae, image,
+                   controlnet, upscale, outpaint, canny):
         for spec in module.SPECS:
             registry.add(spec)
     return registry

@@ -61,6 +61,21 @@ class ControlApply:
 
 
 @dataclass(frozen=True)
+class SizeCond:
+    """SDXL's size conditioning in pixels (ComfyUI's width, height, crop_w, crop_h,
+    target_width, target_height). None = the model's default: width/height the latent's size,
+    crops 0, target = width/height (resolved per step in runtime/sdxl_cond.py)."""
+
+    width: int | None = None
+    height: int | None = None
+    crop_w: int = 0
+    crop_h: int = 0
+    target_width: int | None = None
+    target_height: int | None = None
+    aesthetic_score: float | None = None  # refiner models only; base SDXL ignores it
+
+
+@dataclass(frozen=True)
 class CondEntry:
     """One conditioning entry (CONDITIONING is a tuple of them)."""
 
@@ -69,6 +84,7 @@ class CondEntry:
     area: tuple[int, int, int, int] | None = None  # (height, width, y, x) in pixels
     strength: float = 1.0  # weight of this entry where it applies
     control: ControlApply | None = None
+    size: SizeCond | None = None  # SDXL size conditioning (None: all defaults)
 
 
 @dataclass(frozen=True)

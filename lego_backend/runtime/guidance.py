@@ -9,6 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from lego_backend.runtime.sdxl_cond import added_cond_args
 from node_library.values import CondEntry, ControlApply, ModelRef
 
 
@@ -32,6 +33,7 @@ class GuidedDenoiser:
         self.positive = [_Job(e, 0) for e in positive]
         self.negative = [_Job(e, 1) for e in negative]
         self._hints: dict[tuple[Any, int, int], torch.Tensor] = {}
+        self._pixels = (0, 0)  # (height, width) of the latent being sampled, in pixels
 
     def percent_to_sigma(self, percent: float) -> float:
         if percent <= 0.0:
@@ -44,6 +46,7 @@ class GuidedDenoiser:
                  want_uncond: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Guided x0 prediction; with want_uncond, (guided, unconditional) for CFG++ samplers."""
         self.ctx.check_interrupt()
+        self._pixels = (x.shape[-2] * 8, x.shape[-1] * 8)  # SDXL's default size conditioning
         # At cfg 1 the unconditional prediction cancels out: skip it unless asked for.
         need_uncond = want_uncond or self.cfg != 1.0
         jobs = self.positive + (self.negative if need_uncond else [])
@@ -87,6 +90,8 @@ class GuidedDenoiser:
         context = torch.cat([ctx.tensor(j.entry.cond).expand(b, -1, -1) for j in jobs])
         args: dict[str, Any] = {"x": ctx.put(x_in), "t": ctx.put(t), "context": ctx.put(context),
                                 "adapters": self.model.adapters}
+        if self.model.denoiser.family == "sdxl":
+            args.update(added_cond_args(ctx, [j.entry for j in jobs], b, self._pixels))
         residuals = self._control(control, x_in, t, context, float(sigma[0]))
         if residuals is not None:
             down, mid = residuals
@@ -96,7 +101,8 @@ class GuidedDenoiser:
         out = ctx.tensor(out_h)
         # Per-step tensors die here: release their handles so the store does not grow.
         for h in [args["x"], args["t"], args["context"], out_h, *args.get("down", []),
-                  *([args["mid"]] if "mid" in args else [])]:
+                  *([args["mid"]] if "mid" in args else []),
+                  *[args[k] for k in ("text_embeds", "time_ids") if k in args]]:
             ctx.release(h)
         denoised = self.schedule.to_denoised(out, x_rows, _bcast(s_rows, x_rows))
         return list(torch.split(denoised, b))

@@ -24,7 +24,11 @@ class LatentFormat:
 SD15 = LatentFormat(4, 0.18215, ((0.3512, 0.2297, 0.3227), (0.3250, 0.4974, 0.2350),
                                  (-0.2829, 0.1762, 0.2721), (-0.2120, -0.2616, -0.7177)))
 
-FORMATS = {"sd15": SD15}
+# SDXL's VAE: same shape, other scale; preview factors as published for SDXL latents.
+SDXL = LatentFormat(4, 0.13025, ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068),
+                                 (0.1076, 0.1111, -0.0362), (-0.3165, -0.2492, -0.2188)))
+
+FORMATS = {"sd15": SD15, "sdxl": SDXL}
 
 
 def latent_format(family: str) -> LatentFormat:
