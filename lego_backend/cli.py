@@ -204,12 +204,14 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from lego_backend.models.demo import build_demo_models, demo_models_present
+    from lego_backend.models.demo_sdxl import build_sdxl_demo, sdxl_demo_present
 
     models = Path(args.models).resolve() if args.models else default_home() / "models"
-    if args.if_missing and demo_models_present(models):
+    if args.if_missing and demo_models_present(models) and sdxl_demo_present(models):
         print(f"demo models present in {models}")
         return 0
-    for kind, path in build_demo_models(models).items():
+    built = {**build_demo_models(models), **build_sdxl_demo(models)}
+    for kind, path in built.items():
         print(f"{kind}: {path}")
     return 0
 
