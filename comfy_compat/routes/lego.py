@@ -11,6 +11,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from comfy_compat.jsonresp import json_response
+from comfy_compat.openapi import build_openapi
 from comfy_compat.routes.common import backend, call, twin
 
 WEB = Path(__file__).resolve().parents[2] / "web"
@@ -46,6 +47,10 @@ async def extension_file(request: Request) -> Response:
                         headers={"Cache-Control": "no-cache"})
 
 
+async def openapi(request: Request) -> Response:
+    return json_response(build_openapi())
+
+
 async def extensions(request: Request) -> Response:
     return json_response(EXTENSIONS)
 
@@ -54,6 +59,7 @@ def routes() -> list[BaseRoute]:
     return [
         *twin("/lego/services", services, ["GET"]),
         *twin("/lego/default_workflow", default_workflow, ["GET"]),
+        *twin("/lego/openapi.json", openapi, ["GET"]),
         *twin("/extensions", extensions, ["GET"]),
         Route("/extensions/lego/{name}", extension_file, methods=["GET"]),
     ]

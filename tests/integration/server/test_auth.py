@@ -16,6 +16,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from comfy_compat.app import build_app
+from comfy_compat.openapi import OPS
 from comfy_compat.security import COOKIE, Security, bind_error
 from lego_backend import cli
 from tests.integration.server.live import LiveServer
@@ -199,3 +200,14 @@ def test_listen_needs_a_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert cli.main(["serve"]) == 0  # loopback: no token needed
     assert started[-1]["host"] == "127.0.0.1" and started[-1]["auth_token"] is None
     assert bind_error("::1", None) is None and bind_error("10.0.0.1", None)
+
+
+def test_every_documented_operation_needs_the_token(secured: LiveServer):
+    with _client(secured) as http:
+        for op in OPS:
+            path = re.sub(r"\{[^}]+\}", "x", op.path)
+            r = http.request(op.method.upper(), path)
+            if op.path == "/lego/login":  # the form itself (an empty POST is a wrong token)
+                assert "text/html" in r.headers["content-type"], (op.method, path)
+            else:
+                assert r.status_code == 401, (op.method, path, r.status_code)
