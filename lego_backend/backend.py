@@ -231,7 +231,8 @@ class Backend:
         ahead = [self._kinds[p] for p, ln in self._lane_of.items() if ln is lane]
         known = [self.latency.standalone(k) for k in ahead]
         backlog = sum(v for v in known if v is not None)
-        return admit(time.monotonic(), slo_s, standalone or 0.0, backlog, lane.runners,
+        return admit(time.monotonic(), slo_s, standalone or 0.0, backlog,
+                     lane.work.parallelism(lane.runners),
                      self.config.admission == "strict")
 
     def _known(self, pid: str) -> bool:
@@ -363,6 +364,7 @@ class Backend:
             self._running[record.prompt_id] = record
             self._cancels[record.prompt_id] = cancel
             lane.running += 1
+            lane.work.started(time.monotonic())
             alone_at_start = len(self._running) == 1
             deadline = self._deadlines.get(record.prompt_id, float("inf"))
         record.status = "running"
@@ -400,6 +402,8 @@ class Backend:
                 self._lane_of.pop(record.prompt_id, None)
                 lane.running -= 1
                 kind = self._kinds.pop(record.prompt_id, None)
+                lane.work.finished(time.monotonic(),
+                                   self.latency.standalone(kind) if kind is not None else None)
                 self._deadlines.pop(record.prompt_id, None)
                 self._running_nodes.pop(record.prompt_id, None)
                 self._cancels.pop(record.prompt_id, None)

@@ -17,6 +17,7 @@ from lego_backend.dataplane.store import TensorStore
 from lego_backend.graph.plan import ExecutionPlan
 from lego_backend.runtime.output_cache import OutputCache
 from lego_backend.runtime.queue import PromptQueue
+from lego_backend.runtime.scheduler import WorkRate
 from lego_backend.services.pool import ServicePool
 from lego_backend.services.router import ScalingRule
 
@@ -32,6 +33,7 @@ class Lane:
     runners: int  # prompts this lane runs at once
     threads: list[threading.Thread] = field(default_factory=list)
     running: int = 0  # prompts executing now (for the balancer)
+    work: WorkRate = field(default_factory=WorkRate)  # measured parallelism (for admission)
 
     @property
     def load(self) -> int:

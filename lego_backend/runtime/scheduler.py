@@ -55,11 +55,11 @@ class Admission:
 
 
 def admit(now: float, slo_s: float | None, standalone_s: float, backlog_s: float,
-          parallelism: int, strict: bool) -> Admission:
+          parallelism: float, strict: bool) -> Admission:
     """Predict when a new prompt would finish from the work queued ahead of it (`backlog_s` of
     standalone time spread over `parallelism` runners) plus its own standalone time. Strict
     admission refuses a prompt that would miss its SLO, with how long to wait before retrying."""
-    predicted = now + backlog_s / max(1, parallelism) + standalone_s
+    predicted = now + backlog_s / max(1.0, parallelism) + standalone_s
     deadline = now + slo_s if slo_s is not None else float("inf")
     if strict and predicted > deadline:
         return Admission(False, deadline, predicted, max(1.0, predicted - deadline))
@@ -83,3 +83,43 @@ class LatencyModel:
 
     def standalone(self, kind: str) -> float | None:
         return self._solo.get(kind, self._fastest.get(kind))
+
+
+class WorkRate:
+    """How many standalone-seconds of work a lane completes per second while it is busy: its
+    effective parallelism. Batching makes it exceed 1; CPU contention makes it less than the
+    number of prompt runners. Admission divides the backlog by this measured figure (the
+    runner count alone predicted finishes far too early under load)."""
+
+    def __init__(self, window: int = 32):
+        self.window = window
+        self._running = 0
+        self._busy_since: float | None = None
+        self._samples: list[tuple[float, float]] = []  # (standalone s done, busy s it took)
+        self._busy_s = 0.0  # busy time since the last completion
+        self._last: float | None = None
+
+    def _advance(self, now: float) -> None:
+        if self._running > 0 and self._last is not None:
+            self._busy_s += max(0.0, now - self._last)
+        self._last = now
+
+    def started(self, now: float) -> None:
+        self._advance(now)
+        self._running += 1
+
+    def finished(self, now: float, standalone_s: float | None) -> None:
+        self._advance(now)
+        self._running = max(0, self._running - 1)
+        if standalone_s is not None and standalone_s > 0:
+            self._samples.append((standalone_s, self._busy_s))
+            self._busy_s = 0.0
+            del self._samples[:-self.window]
+
+    def parallelism(self, runners: int) -> float:
+        """Measured effective parallelism, in [1, runners]; 1 until there is a measurement."""
+        work = sum(s for s, _ in self._samples)
+        busy = sum(b for _, b in self._samples)
+        if len(self._samples) < 4 or busy <= 0:
+            return 1.0
+        return min(float(max(1, runners)), max(1.0, work / busy))

@@ -84,3 +84,33 @@ def test_autoscaling_follows_load_within_bounds_and_scales_down_gently():
     assert desired_replicas(rule, current=3, load=0) == 2
     assert desired_replicas(rule, current=1, load=0) == 0  # scale to zero when cold
     assert desired_replicas(ScalingRule(1, 2, 4), current=1, load=0) == 1
+
+
+def test_work_rate_measures_parallelism_from_busy_time():
+    from lego_backend.runtime.scheduler import WorkRate
+
+    rate = WorkRate()
+    assert rate.parallelism(16) == 1.0  # nothing measured yet: assume one at a time
+    # 4 prompts of 1 s standalone each run together and all finish 2 s later (batched):
+    # 4 s of work in 2 s busy = parallelism 2
+    for _ in range(4):
+        rate.started(0.0)
+    for _ in range(4):
+        rate.finished(2.0, 1.0)
+    assert abs(rate.parallelism(16) - 2.0) < 1e-9
+    # idle time between bursts does not count as busy time
+    for _ in range(4):
+        rate.started(100.0)
+    for _ in range(4):
+        rate.finished(102.0, 1.0)
+    assert abs(rate.parallelism(16) - 2.0) < 1e-9
+    assert rate.parallelism(1) == 1.0  # never above the runner count
+
+
+def test_admission_with_measured_parallelism_predicts_the_queue_wait():
+    from lego_backend.runtime.scheduler import admit
+
+    # 8 s of standalone work queued, a lane measured at parallelism 2: 4 s wait + 1 s own
+    a = admit(0.0, slo_s=4.0, standalone_s=1.0, backlog_s=8.0, parallelism=2.0, strict=True)
+    assert not a.admit and a.predicted_finish == 5.0 and a.retry_after_s == 1.0
+    assert admit(0.0, 6.0, 1.0, 8.0, 2.0, True).admit
