@@ -48,3 +48,14 @@ def demo_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     build_demo_models(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def sdxl_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models root holding only the tiny SDXL demo checkpoint (kept apart from demo_models,
+    whose tests count that root's checkpoints)."""
+    from lego_backend.models.demo_sdxl import build_sdxl_demo
+
+    root = tmp_path_factory.mktemp("sdxl-models")
+    build_sdxl_demo(root)
+    return root
