@@ -22,7 +22,9 @@ from lego_backend.errors import ServiceUnavailableError
 from lego_backend.services.protocol import ServiceSpec
 
 log = logging.getLogger("lego.cluster")
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+# Ray rewrites 127.0.0.1 and localhost to the machine's network address; any other loopback
+# address it keeps. A local Ray started by `--cluster ray` stays on loopback this way.
+LOCAL_RAY_IP = "127.0.0.2"
 
 
 def import_ray() -> Any:
@@ -32,6 +34,10 @@ def import_ray() -> Any:
         raise ServiceUnavailableError(
             "running on a Ray cluster needs Ray: pip install 'lego-diffusion[ray]'") from None
     return ray
+
+
+def _loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 class RayCluster:
@@ -45,15 +51,15 @@ class RayCluster:
             kwargs: dict[str, Any] = {"namespace": "lego", "log_to_driver": False,
                                       "include_dashboard": False, **(init_kwargs or {})}
             host = address.removeprefix("ray://").rpartition(":")[0]
-            if address == "ray":
-                # A local Ray for this server only, on loopback.
-                kwargs.setdefault("_node_ip_address", "127.0.0.1")
+            if address == "ray":  # a local Ray for this server only
+                kwargs.setdefault("_node_ip_address", LOCAL_RAY_IP)
             else:
                 kwargs["address"] = address
                 if address.startswith("ray://"):
                     kwargs.pop("include_dashboard")
-                elif host in LOOPBACK:
-                    kwargs.setdefault("_node_ip_address", "127.0.0.1")
+                elif _loopback(host):  # join as a node on the same loopback address
+                    kwargs.setdefault("_node_ip_address",
+                                      LOCAL_RAY_IP if host in ("localhost", "127.0.0.1") else host)
             try:
                 ray.init(**kwargs)
             except ConnectionError as exc:
