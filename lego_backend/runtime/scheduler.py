@@ -20,6 +20,7 @@ class Waiting:
     deadline: float  # absolute time (scheduler clock) by which its prompt should finish
     arrived: float  # when the call was queued
     seq: int  # arrival order, breaks ties
+    rows: int = 1  # batch rows it adds (a CFG step of one image: 2); the batch limit counts rows
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,13 @@ def pick_batch(waiting: Sequence[Waiting], now: float, max_batch: int,
     head = waiting[order[0]]
     if head.key is None:
         return BatchDecision((order[0],))
-    members = [i for i in order if waiting[i].key == head.key][:max_batch]
-    if len(waiting) < open_streams and len(members) < max_batch and linger_s > 0:
+    members: list[int] = []
+    rows = 0
+    for i in order:  # the head always runs, even if it alone exceeds the limit
+        if waiting[i].key == head.key and (not members or rows + waiting[i].rows <= max_batch):
+            members.append(i)
+            rows += waiting[i].rows
+    if len(waiting) < open_streams and rows < max_batch and linger_s > 0:
         oldest = min(w.arrived for w in waiting)
         remaining = oldest + linger_s - now
         if remaining > 0:

@@ -79,6 +79,12 @@ class ModelService:
         """Calls with equal non-None keys may run as one batch. Default: never batch."""
         return None
 
+    def batch_rows(self, call: ServiceCall) -> int:
+        """Rows a call adds to a batch (the replica's batch limit counts rows)."""
+        x = call.args.get("x")
+        shape = getattr(x, "shape", None)
+        return int(shape[0]) if shape else 1
+
     def run_batch(self, calls: list[ServiceCall]) -> list[Any]:
         if not self.loaded:
             # One load at a time per process: diffusers/transformers import their model modules

@@ -22,6 +22,7 @@ class _Queued:
     deadline: float
     arrived: float
     seq: int
+    rows: int
     future: Future
 
 
@@ -55,11 +56,12 @@ class Replica:
     def submit(self, call: ServiceCall, deadline: float = float("inf")) -> Future:
         future: Future = Future()
         key = self.service.batch_key(call)
+        rows = self.service.batch_rows(call)
         with self._cv:
             if self._closed:
                 raise RuntimeError("replica is closed")
             self._queue.append(_Queued(call, key, deadline, time.monotonic(), next(self._seq),
-                                       future))
+                                       rows, future))
             self._cv.notify()
         return future
 
@@ -170,7 +172,7 @@ class Replica:
             if not self._queue:
                 self._cv.wait()
                 continue
-            waiting = [Waiting(q.key, q.deadline, q.arrived, q.seq) for q in self._queue]
+            waiting = [Waiting(q.key, q.deadline, q.arrived, q.seq, q.rows) for q in self._queue]
             decision = pick_batch(waiting, time.monotonic(), self.max_batch, self._streams,
                                   self._linger())
             if not decision.members:

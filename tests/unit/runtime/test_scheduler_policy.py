@@ -114,3 +114,12 @@ def test_admission_with_measured_parallelism_predicts_the_queue_wait():
     a = admit(0.0, slo_s=4.0, standalone_s=1.0, backlog_s=8.0, parallelism=2.0, strict=True)
     assert not a.admit and a.predicted_finish == 5.0 and a.retry_after_s == 1.0
     assert admit(0.0, 6.0, 1.0, 8.0, 2.0, True).admit
+
+
+def test_batch_limit_counts_rows_and_the_head_always_runs():
+    # CFG steps add 2 rows each: a 16-row limit takes 8 of them, in deadline order
+    waiting = [Waiting("A", float(i), 0.0, i, rows=2) for i in range(10)]
+    assert pick_batch(waiting, 0.0, max_batch=16).members == tuple(range(8))
+    # a call bigger than the limit (batch_size 20 latent) still runs, alone
+    big = [Waiting("A", 0.0, 0.0, 0, rows=20), Waiting("A", 1.0, 0.0, 1, rows=2)]
+    assert pick_batch(big, 0.0, max_batch=16).members == (0,)
