@@ -34,6 +34,8 @@ def _config(args: argparse.Namespace) -> BackendConfig:
         serving["replicas"] = tuple(args.replicas)
     if getattr(args, "replica_runtime", None):
         serving["replica_runtime"] = args.replica_runtime
+    if getattr(args, "cluster", None):  # replicas as Ray actors (lego_backend/cluster)
+        serving["replica_runtime"] = "ray"
     return BackendConfig(models_dir=models, output_dir=output, input_dir=inp,
                          temp_dir=home / "temp", data_dir=data, extra_model_paths=extra,
                          torch_threads=getattr(args, "threads", None), **serving)  # type: ignore[arg-type]
@@ -127,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--admission", choices=["besteffort", "strict"],
                        help="strict: answer 429 to prompts predicted to miss their SLO")
     _common(serve)
+    from lego_backend.cluster.cli import add_serve_flags
+    add_serve_flags(serve)
 
     demo = sub.add_parser("demo-models", help="build the tiny offline demo models")
     demo.add_argument("--models")
@@ -145,6 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
                        ("profile", "measure a service-time profile on this machine")):
         extra_parser = sub.add_parser(name, help=text)
         extra_parser.add_argument("rest", nargs=argparse.REMAINDER)
+
+    cluster = sub.add_parser("cluster", help="lego cluster status: services, replicas, nodes, "
+                                             "resources and queue depths of a running server")
+    cluster.add_argument("action", choices=["status"])
+    cluster.add_argument("rest", nargs=argparse.REMAINDER, help="--url URL, --token, --json")
 
     compat = sub.add_parser("compat", help="workflow compatibility tools")
     compat.add_argument("action", choices=["report"])
@@ -166,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["profile"]:
         from lego_backend.sim.cli import main_profile
         return main_profile(argv[1:])
+    if argv[:2] == ["cluster", "status"]:
+        from lego_backend.cluster.cli import main_cluster_status
+        return main_cluster_status(argv[2:])
     if argv[:2] == ["compat", "report"]:
         from lego_backend.compat_report import main_compat_report
         return main_compat_report(argv[2:])
@@ -191,6 +203,11 @@ def _serve(args: argparse.Namespace) -> int:
     host = args.listen or args.host
     token = args.auth_token or os.environ.get(TOKEN_ENV) or None
     problem = bind_error(host, token)
+    if problem is not None:
+        print(f"lego serve: {problem}", file=sys.stderr)
+        return 2
+    from lego_backend.cluster.cli import connect_from_args
+    problem = connect_from_args(args)  # before the backend: its replicas start on the cluster
     if problem is not None:
         print(f"lego serve: {problem}", file=sys.stderr)
         return 2
