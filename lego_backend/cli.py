@@ -23,7 +23,7 @@ def _config(args: argparse.Namespace) -> BackendConfig:
         extra = (default_extra,)
     serving: dict[str, object] = {}
     for name in ("mode", "slo_scale", "admission", "max_batch", "lora_async_steps", "max_queue",
-                 "max_queue_per_client", "max_pixels"):
+                 "max_queue_per_client", "max_pixels", "history_max", "on_restart", "max_retries"):
         if getattr(args, name, None) is not None:
             serving[name] = getattr(args, name)
     if getattr(args, "max_concurrent", None) is not None:
@@ -36,6 +36,9 @@ def _config(args: argparse.Namespace) -> BackendConfig:
         serving["replica_runtime"] = args.replica_runtime
     if getattr(args, "cluster", None):  # replicas as Ray actors (lego_backend/cluster)
         serving["replica_runtime"] = "ray"
+    # Only a server keeps a durable queue: `lego run` must never pick up (and re-run) the
+    # prompts a `lego serve` sharing the same data dir left unfinished.
+    serving["durable"] = getattr(args, "command", None) == "serve"
     return BackendConfig(models_dir=models, output_dir=output, input_dir=inp,
                          temp_dir=home / "temp", data_dir=data, extra_model_paths=extra,
                          torch_threads=getattr(args, "threads", None), **serving)  # type: ignore[arg-type]
@@ -128,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default 67108864)")
     serve.add_argument("--admission", choices=["besteffort", "strict"],
                        help="strict: answer 429 to prompts predicted to miss their SLO")
+    serve.add_argument("--history-max", type=int, metavar="N",
+                       help="finished prompts kept in the history (default 10000; oldest "
+                            "pruned first, in memory and in DATA/lego.db)")
+    serve.add_argument("--on-restart", choices=["requeue", "fail"],
+                       help="prompts a killed server left queued or running: run them again "
+                            "(default) or record them as failed with the reason")
+    serve.add_argument("--max-retries", type=int, metavar="N",
+                       help="times a prompt cut short by a crash (dead worker process, killed "
+                            "server) is retried before it fails with execution_error (default 2)")
     _common(serve)
     from lego_backend.cluster.cli import add_serve_flags
     add_serve_flags(serve)

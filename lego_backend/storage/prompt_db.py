@@ -190,12 +190,12 @@ class PromptStore:
         return [record_from_row(r) for r in reversed(rows)]
 
     def unfinished(self) -> list[Unfinished]:
-        """Prompts left queued or running, in run order: those that were running first (they
-        had left the queue), then by number, then by submission."""
+        """Prompts left queued or running, in queue order: by number, then by submission (a
+        running prompt had left the queue in that same order)."""
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM prompts WHERE finished IS NULL "
-                "ORDER BY status != 'running', number, seq").fetchall()
+                "ORDER BY number, seq").fetchall()
         return [Unfinished(record_from_row(r), int(r["attempts"])) for r in rows]
 
     def max_number(self) -> float:

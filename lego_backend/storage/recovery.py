@@ -1,5 +1,5 @@
 """What happens, at start, to prompts a previous server process left queued or running (it was
-killed, crashed or lost power): re-queue them in their run order, or record them as failed with
+killed, crashed or lost power): re-queue them in their queue order, or record them as failed with
 the reason. Pure policy; the Backend does the queueing."""
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ RESTART_ERROR = "ServerRestarted"  # exception_type of the execution_error such 
 
 @dataclass
 class Recovery:
-    requeue: list[PromptRecord] = field(default_factory=list)  # run order, reset to pending
+    requeue: list[PromptRecord] = field(default_factory=list)  # queue order, reset to pending
     failed: list[tuple[PromptRecord, str]] = field(default_factory=list)  # (record, reason)
 
 
 def plan_recovery(left: list[Unfinished], on_restart: str, max_retries: int) -> Recovery:
-    """`left` in run order (PromptStore.unfinished). A prompt whose execution was cut short more
+    """`left` in queue order (PromptStore.unfinished). A prompt whose execution was cut short more
     than `max_retries` times fails even under requeue: a prompt that takes the server down
     every time must not take it down forever."""
     if on_restart not in ON_RESTART:

@@ -58,7 +58,7 @@ def test_a_finished_record_reads_back_equal_after_reopening(tmp_path: Path) -> N
     assert again.unfinished() == []
 
 
-def test_unfinished_prompts_come_back_in_run_order_with_their_attempts(tmp_path: Path) -> None:
+def test_unfinished_prompts_come_back_in_queue_order_with_their_attempts(tmp_path: Path) -> None:
     store = PromptStore.in_dir(tmp_path)
     for pid, number in (("q1", 1), ("r", 2), ("q3", 3), ("front", -4), ("tie", 3)):
         store.add(record(pid, number))
@@ -71,9 +71,9 @@ def test_unfinished_prompts_come_back_in_run_order_with_their_attempts(tmp_path:
     store.close()
 
     left = PromptStore.in_dir(tmp_path).unfinished()
-    assert [u.record.prompt_id for u in left] == ["r", "front", "q3", "tie"]
-    assert [u.attempts for u in left] == [1, 0, 0, 0]
-    assert left[0].record.status == "running" and left[0].record.start_time == 1234
+    assert [u.record.prompt_id for u in left] == ["front", "r", "q3", "tie"]
+    assert [u.attempts for u in left] == [0, 1, 0, 0]
+    assert left[1].record.status == "running" and left[1].record.start_time == 1234
 
 
 def test_requeue_after_a_clean_shutdown_does_not_count_as_an_attempt(tmp_path: Path) -> None:
