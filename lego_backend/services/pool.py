@@ -80,7 +80,8 @@ class ServicePool:
                                   max_restarts=self.max_retries)
         if self.runtime == "ray":  # replicas as Ray actors on any node (lego_backend/cluster)
             from lego_backend.cluster.ray_replica import RayReplica
-            return RayReplica(service, self.max_batch, self.linger_s, self.worker_threads)
+            return RayReplica(service, self.max_batch, self.linger_s, self.worker_threads,
+                              max_restarts=self.max_retries)
         return Replica(service, self.max_batch, self.linger_s)
 
     def _entry(self, spec: ServiceSpec) -> _Entry:
