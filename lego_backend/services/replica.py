@@ -29,6 +29,19 @@ class _Queued:
 MAX_LINGER_S = 0.05
 
 
+def batch_time_ewma(run_s: float, ran_s: float) -> float:
+    """EWMA of how long one batch takes (`run_s` 0 = no batch yet), updated with `ran_s`.
+    Module-level so the capacity simulator (lego_backend/sim) applies the same rule."""
+    return ran_s if not run_s else run_s + 0.2 * (ran_s - run_s)
+
+
+def linger_for(linger_s: float, run_s: float) -> float:
+    """How long a batch may wait for open streams that have not called yet: a straggler
+    (e.g. one whose ControlNet step runs first) costs a fraction of a step to wait for and
+    joins at a small marginal cost, so wait up to half a step (at least `linger_s`)."""
+    return max(linger_s, min(0.5 * run_s, MAX_LINGER_S))
+
+
 class Replica:
     out_of_service: str | None = None  # why a replica that kept dying no longer takes work
 
@@ -148,7 +161,7 @@ class Replica:
             finally:
                 with self._cv:
                     ran = time.monotonic() - started
-                    self._run_s = ran if not self._run_s else self._run_s + 0.2 * (ran - self._run_s)
+                    self._run_s = batch_time_ewma(self._run_s, ran)
                     self._busy = False
                     self.batches_run += 1
                     self.calls_run += len(batch)
@@ -156,10 +169,7 @@ class Replica:
                     del self.batch_sizes[:-1000]
 
     def _linger(self) -> float:
-        """How long a batch may wait for open streams that have not called yet: a straggler
-        (e.g. one whose ControlNet step runs first) costs a fraction of a step to wait for and
-        joins at a small marginal cost, so wait up to half a step (at least `linger_s`)."""
-        return max(self.linger_s, min(0.5 * self._run_s, MAX_LINGER_S))
+        return linger_for(self.linger_s, self._run_s)
 
     def _next_batch(self) -> list[_Queued] | None:
         """Under the lock: wait until the policy releases a batch (None when closed)."""
