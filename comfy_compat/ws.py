@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from typing import Any
 
+import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from comfy_compat import messages
@@ -186,8 +186,8 @@ class Hub:
 
     def _on_client_message(self, session: Session, text: str) -> None:
         try:
-            msg = json.loads(text)
-        except ValueError:
+            msg = orjson.loads(text)  # bounded nesting (orjson refuses > 1024 levels)
+        except orjson.JSONDecodeError:
             return
         if not isinstance(msg, dict):
             return

@@ -18,6 +18,10 @@ from lego_backend.backend_api import BackendAPI
 
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+# Deeper JSON is refused: stored prompts are copied, hashed, echoed and written into PNGs by
+# recursive code (json, copy.deepcopy), which a 1000-deep list would crash. The editor's
+# workflows with nested subgraphs stay far below this.
+MAX_JSON_DEPTH = 100
 
 
 @dataclass(frozen=True)
@@ -63,11 +67,32 @@ async def read_json(request: Request, *, prompt_style: bool = False,
     if not raw.strip():
         return empty
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if prompt_style:
             raise prompt_error("invalid_json", "Request body is not valid JSON", str(exc)) from None
         raise simple_error(400, f"Request body is not valid JSON: {exc}") from None
+    if too_deep(data, MAX_JSON_DEPTH):
+        message = f"Request body is nested more than {MAX_JSON_DEPTH} levels deep"
+        if prompt_style:
+            raise prompt_error("invalid_json", message, "")
+        raise simple_error(400, message)
+    return data
+
+
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether lists/objects nest deeper than `limit` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in item
+                         if isinstance(child, (list, dict)))
+    return False
 
 
 async def read_model(request: Request, model: type[M], *, prompt_style: bool = False,

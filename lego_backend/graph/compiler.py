@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,9 +75,28 @@ def compile_graph(graph: Graph, registry: NodeRegistry,
     return _plan(state, good, node_errors)
 
 
-def _validate(state: _State, node_id: str) -> bool:
+def _validate(state: _State, root: str) -> bool:
     """Validate a node and everything upstream of it; memoised. A node is invalid if it has
-    reasons of its own or an upstream node is invalid."""
+    reasons of its own or an upstream node is invalid. Depth-first on an explicit stack of
+    `_validate_node` frames: a chain of thousands of linked nodes must not hit Python's
+    recursion limit."""
+    stack = [_validate_node(state, root)]
+    result: bool | None = None
+    while stack:
+        try:
+            upstream = stack[-1].send(result)
+        except StopIteration as done:
+            stack.pop()
+            result = done.value
+            continue
+        stack.append(_validate_node(state, upstream))
+        result = None
+    return bool(result)
+
+
+def _validate_node(state: _State, node_id: str) -> Generator[str, bool | None, bool]:
+    """One node's validation; yields the id of each upstream node to validate first and is
+    sent back whether it is valid."""
     if node_id in state.valid:
         return state.valid[node_id]
     if node_id in state.visiting:
@@ -109,7 +128,7 @@ def _validate(state: _State, node_id: str) -> bool:
             problem = _check_link(state, inp, value)
             if problem is not None:
                 reasons.append(problem)
-            elif not _validate(state, value.node_id):
+            elif not (yield value.node_id):
                 upstream_ok = False
             continue
         if looks_like_link(value):
@@ -178,17 +197,25 @@ def _upstream_closure(state: _State, roots: list[str]) -> list[str]:
     order: list[str] = []
     seen: set[str] = set()
 
-    def visit(nid: str) -> None:
-        if nid in seen:
-            return
-        seen.add(nid)
-        for value in state.graph.nodes[nid].inputs.values():
-            if isinstance(value, Link) and value.node_id in state.graph.nodes:
-                visit(value.node_id)
-        order.append(nid)
+    def upstream(nid: str) -> Iterator[str]:
+        return iter([v.node_id for v in state.graph.nodes[nid].inputs.values()
+                     if isinstance(v, Link) and v.node_id in state.graph.nodes])
 
     for root in roots:
-        visit(root)
+        if root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, upstream(root))]  # explicit stack: chains may be thousands deep
+        while stack:
+            nid, pending = stack[-1]
+            for child in pending:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append((child, upstream(child)))
+                    break
+            else:
+                stack.pop()
+                order.append(nid)
     return order
 
 
