@@ -91,3 +91,24 @@ def test_sdxl_prompts_with_different_sizes_batch_and_match_solo_runs(
             assert np.abs(got - expected).max() <= 1  # <= 1/255 per channel
     finally:
         live.stop()
+
+
+def test_sdxl_in_worker_processes_and_monolithic_mode_matches(tmp_path: Path,
+                                                              sdxl_models: Path) -> None:
+    """The SDXL text encoder is chosen by family in a worker process too, and SDXL's extra
+    denoiser args cross the process boundary as handles like the rest."""
+    import dataclasses
+
+    from lego_backend.backend import Backend
+
+    prompt = sdxl_prompt(seed=11, steps=3, width=512, height=512, text_l="sharp")
+    expected = _image(make_backend(tmp_path / "ref", sdxl_models), prompt)
+    base = make_backend(tmp_path / "proc", sdxl_models).config
+    for changes in ({"replica_runtime": "process", "torch_threads": 1},
+                    {"mode": "monolithic"}):
+        backend = Backend(dataclasses.replace(base, **changes))
+        try:
+            got = _image(backend, prompt)
+        finally:
+            backend.stop()
+        assert np.abs(got - expected).max() <= 1, changes
