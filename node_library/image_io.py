@@ -162,8 +162,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".ti
 
 
 def list_input_images(input_dir: Path) -> list[str]:
+    """Image names under `input_dir`; a symlink leading out of it is never offered (LoadImage
+    would refuse it anyway: resolve_image)."""
     if not input_dir.is_dir():
         return []
+    root = input_dir.resolve()
     return sorted(p.relative_to(input_dir).as_posix() for p in input_dir.rglob("*")
                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-                  and not p.name.startswith("."))
+                  and not p.name.startswith(".") and p.resolve().is_relative_to(root))

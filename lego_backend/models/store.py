@@ -39,8 +39,10 @@ FOLDER_DIRS: dict[str, tuple[str, ...]] = {
     "configs": ("configs",),
 }
 ALIASES = {"clip": "text_encoders", "unet": "diffusion_models"}
-# Listed like ComfyUI lists them; loading pickle-based ones is refused later (safetensors_io).
-MODEL_EXTENSIONS = (".safetensors", ".sft", ".ckpt", ".pt", ".pt2", ".bin", ".pth", ".pkl")
+# Only safetensors files are offered: pickle-based ones (.ckpt .pt .bin .pth ...) can run code
+# when loaded, so they never appear in menus and a prompt naming one fails validation (the
+# loaders refuse them too, safetensors_io.ensure_safetensors).
+MODEL_EXTENSIONS = (".safetensors", ".sft")
 CONFIG_EXTENSIONS = (".yaml", ".yml", ".json")
 IDENTITY_CACHE_NAME = ".lego-identity-cache.json"
 DIFFUSERS_MARKER = "model_index.json"

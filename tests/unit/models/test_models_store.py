@@ -48,16 +48,16 @@ def test_folders_layout_and_aliases(root: Path) -> None:
     assert folders["text_encoders"] == [root / "text_encoders", root / "clip"]
     assert folders["diffusion_models"] == [root / "diffusion_models", root / "unet"]
     assert store.list("clip") == store.list("text_encoders") == ["legacy_te.safetensors", "te.sft"]
-    assert store.list("unet") == ["old.pth"]
+    assert store.list("unet") == []  # old.pth is pickle: never offered
     assert store.list("controlnet") == ["adapter.safetensors"]
     assert store.list("configs") == ["v1.yaml"]
 
 
 def test_list_checkpoints_recursive_with_diffusers_folders(root: Path) -> None:
     names = ModelStore(root).list("checkpoints")
-    # pickle files are listed (loading refuses them later), non-model files and dot-files not;
-    # diffusers folders are listed by folder name and their inner files are not.
-    assert names == ["b.safetensors", "nested/dfolder", "sd15-folder", "sub/a.ckpt"]
+    # pickle files, non-model files and dot-files are not listed; diffusers folders are listed
+    # by folder name and their inner files are not.
+    assert names == ["b.safetensors", "nested/dfolder", "sd15-folder"]
     assert ModelStore(root).list("diffusers") == ["sd15-folder"]
 
 
