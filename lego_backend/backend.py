@@ -340,10 +340,24 @@ class Backend:
     # --- worker ------------------------------------------------------------------------------------
     def _work(self, lane: Lane) -> None:
         while not self._stopping:
-            record = lane.queue.get(timeout=0.5)
-            if record is None:
+            if not lane.queue.wait(timeout=0.5):
                 continue
-            self.run_record(record)
+            # Taking a prompt off the queue and marking it running is one step under the lock:
+            # an interrupt, a queue delete or a lookup never falls between the two.
+            with self._lock:
+                record = lane.queue.get(timeout=0)
+                if record is not None:
+                    self._claim(record)
+            if record is not None:
+                self.run_record(record)
+
+    def _claim(self, record: PromptRecord) -> None:
+        """Under self._lock: the prompt has left its queue and is running from now on."""
+        lane = self._lane_of[record.prompt_id]
+        self._running[record.prompt_id] = record
+        self._cancels[record.prompt_id] = threading.Event()
+        lane.running += 1
+        lane.work.started(time.monotonic())
 
     def run_next(self) -> PromptRecord | None:
         """Run the next queued prompt in the calling thread (for `lego run`, which has no
@@ -358,13 +372,11 @@ class Backend:
     def run_record(self, record: PromptRecord) -> None:
         """Run one queued prompt to its end (the worker's body; `lego run` calls it directly)."""
         plan = self._plans.pop(record.prompt_id)
-        cancel = threading.Event()
         with self._lock:
+            if record.prompt_id not in self._running:  # `lego run`: no runner claimed it
+                self._claim(record)
             lane = self._lane_of[record.prompt_id]
-            self._running[record.prompt_id] = record
-            self._cancels[record.prompt_id] = cancel
-            lane.running += 1
-            lane.work.started(time.monotonic())
+            cancel = self._cancels[record.prompt_id]
             alone_at_start = len(self._running) == 1
             deadline = self._deadlines.get(record.prompt_id, float("inf"))
         record.status = "running"

@@ -34,6 +34,13 @@ class PromptQueue:
                 if self._closed or not self._cv.wait(timeout):
                     return None
 
+    def wait(self, timeout: float) -> bool:
+        """Until a prompt is queued (True) or the timeout passes / the queue closes (False)."""
+        with self._cv:
+            if not self._records and not self._closed:
+                self._cv.wait(timeout)
+            return bool(self._records)
+
     def delete(self, prompt_id: str) -> bool:
         with self._cv:
             return self._records.pop(prompt_id, None) is not None
