@@ -156,9 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("rest", nargs=argparse.REMAINDER,
                        help="options of the benchmark (--out DIR, --quick, --models DIR, ...)")
 
-    for name, text in (("sim", "discrete-event simulation of a GPU fleet running the same "
-                                "scheduler (lego sim --cluster gpus=64 --mode micro --out DIR)"),
-                       ("profile", "measure a service-time profile on this machine")):
+    for name, text in (("sim", ("discrete-event simulation of a GPU fleet running the same "
+                                "scheduler (lego sim --cluster gpus=64 --mode micro --out DIR)")),
+                       ("profile", "measure a service-time profile on this machine"),
+                       ("demo", ("the trained demo model: lego demo train|eval|grid "
+                                 "(train it from scratch, measure it, render its grid)"))):
         extra_parser = sub.add_parser(name, help=text)
         extra_parser.add_argument("rest", nargs=argparse.REMAINDER)
 
@@ -181,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["bench"]:
         from lego_backend.bench.run import main_bench
         return main_bench(argv[1:])
+    if argv[:1] == ["demo"]:
+        from lego_backend.demo_train.cli import main_demo
+        return main_demo(argv[1:])
     if argv[:1] == ["sim"]:
         from lego_backend.sim.cli import main_sim
         return main_sim(argv[1:])
@@ -234,12 +239,17 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from lego_backend.models.demo import build_demo_models, demo_models_present
     from lego_backend.models.demo_sdxl import build_sdxl_demo, sdxl_demo_present
+    from lego_backend.models.demo_shapes import demo_shapes_present, install_demo_shapes
 
     models = Path(args.models).resolve() if args.models else default_home() / "models"
     if args.if_missing and demo_models_present(models) and sdxl_demo_present(models):
-        print(f"demo models present in {models}")
+        shapes = None if demo_shapes_present(models) else install_demo_shapes(models)
+        print(f"demo models present in {models}" + (f"; installed {shapes}" if shapes else ""))
         return 0
     built = {**build_demo_models(models), **build_sdxl_demo(models)}
+    shapes = install_demo_shapes(models)  # the trained default model, shipped in the package
+    if shapes is not None:
+        built["shapes"] = shapes
     for kind, path in built.items():
         print(f"{kind}: {path}")
     return 0

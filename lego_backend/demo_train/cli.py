@@ -1,0 +1,75 @@
+"""`lego demo train | eval | grid`: train the demo-shapes model, measure it, render its grid."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from lego_backend.demo_train.engine_run import SamplerSettings
+
+
+def _shipped() -> Path:
+    from lego_backend.models.demo_shapes import shipped_checkpoint
+
+    return shipped_checkpoint()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lego demo", description=__doc__)
+    sub = p.add_subparsers(dest="action", required=True)
+    train = sub.add_parser("train", help="train the demo model from scratch (CPU, seeded)")
+    train.add_argument("--out", default="demo-train", help="output folder (default demo-train)")
+    train.add_argument("--minutes", type=float, default=42.0, help="wall-time budget")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--pool", type=int, default=16000, help="scenes encoded for the UNet")
+    train.add_argument("--tiny", action="store_true",
+                       help="tiny architecture (smoke test of the pipeline, draws nothing)")
+    train.add_argument("--max-steps", type=int, help="cap VAE and UNet steps (smoke tests)")
+    for name in ("eval", "grid"):
+        q = sub.add_parser(name, help="measure accuracy on held-out prompts through the engine"
+                           if name == "eval" else "render prompts through the engine as a PNG")
+        q.add_argument("--checkpoint", type=Path, help="default: the shipped demo model")
+        q.add_argument("--steps", type=int, default=SamplerSettings.steps)
+        q.add_argument("--cfg", type=float, default=SamplerSettings.cfg)
+        q.add_argument("--out", type=Path, help="PNG to write")
+    sub.choices["eval"].add_argument("--count", type=int, default=100)
+    sub.choices["eval"].add_argument("--json", action="store_true")
+    return p
+
+
+def main_demo(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.action == "train":
+        from lego_backend.demo_train.train import TrainConfig, run_training
+
+        if args.minutes <= 0 or args.pool < 16:
+            print("lego demo train: --minutes must be > 0 and --pool >= 16", file=sys.stderr)
+            return 2
+        steps = args.max_steps
+        run_training(TrainConfig(out=Path(args.out), minutes=args.minutes, seed=args.seed,
+                                 pool=args.pool, tiny=args.tiny, max_vae_steps=steps,
+                                 max_unet_steps=steps))
+        return 0
+    checkpoint = args.checkpoint or _shipped()
+    if not checkpoint.is_file():
+        print(f"lego demo {args.action}: no checkpoint at {checkpoint}", file=sys.stderr)
+        return 2
+    settings = SamplerSettings(steps=args.steps, cfg=args.cfg)
+    if args.action == "eval":
+        from lego_backend.demo_train.evaluate_model import evaluate_checkpoint
+
+        result = evaluate_checkpoint(checkpoint, count=args.count, settings=settings,
+                                     grid=args.out)
+        data = result.as_dict()
+        if args.json:
+            print(json.dumps(data))
+        else:
+            for key, value in data.items():
+                print(f"{key}: {value}")
+        return 0
+    from lego_backend.demo_train.evaluate_model import render_showcase
+
+    out = args.out or Path("demo-grid.png")
+    print(render_showcase(checkpoint, out, settings=settings))
+    return 0
