@@ -86,12 +86,18 @@ class Backend:
             import torch
             torch.set_num_threads(self.config.torch_threads)
         if self._store is not None:
-            self._store.claim()  # one server per data dir: the unfinished prompts are ours
+            self.claim_data_dir()
             self._recover()
         self._started = True
         self.lanes.on_new_lane.append(self._start_lane)
         for lane in self.lanes.all():
             self._start_lane(lane)
+
+    def claim_data_dir(self) -> None:
+        """One server per data dir: its unfinished prompts are ours to re-run. PromptStoreError
+        if another live process holds it (idempotent)."""
+        if self._store is not None:
+            self._store.claim()
 
     def _start_lane(self, lane: Lane) -> None:
         if not self._started:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lego_backend import process_env
 from lego_backend.config import BackendConfig, default_home
+from lego_backend.errors import LegoError
 
 
 def _config(args: argparse.Namespace) -> BackendConfig:
@@ -229,7 +230,12 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"lego serve: {problem}", file=sys.stderr)
         return 2
     config = _config(args)
-    backend = Backend(config)
+    try:
+        backend = Backend(config)
+        backend.claim_data_dir()  # a second server on the same --data: a message, not a trace
+    except LegoError as err:
+        print(f"lego serve: {err}", file=sys.stderr)
+        return 2
     print(f"lego: models {config.models_dir}, output {config.output_dir}", file=sys.stderr)
     serve(backend, host=host, port=args.port, auth_token=token,
           cors_origin=args.enable_cors_header)

@@ -100,7 +100,9 @@ class PromptStore:
     def claim(self) -> None:
         """Become the one server working from this database (its unfinished prompts are ours to
         re-run); PromptStoreError if another live process holds it. Released on close or when
-        the process dies, however it dies."""
+        the process dies, however it dies. Idempotent."""
+        if self._owner_fd is not None:
+            return
         try:
             import fcntl
         except ImportError:  # Windows: no advisory locks here; one server per data dir is on you
