@@ -1,118 +1,280 @@
-"""One simulated GPU: the calls waiting for it, and the batch boundary at which it asks the
-server's policy (`pick_batch`) what runs next. A GPU runs one batch at a time; the services
-placed on it (denoiser, text encoder, VAE, ControlNet of the checkpoints it hosts) share one
-waiting list whose batch keys keep services apart, so EDF across services on a GPU is the
-same earliest-deadline-first rule a replica applies to its own queue."""
+"""Simulated hosts (GPUs or CPU machines), the lanes that run prompts on them and the units that
+run batches, and the batch boundary at which a unit asks the server's policy (`pick_batch`) what
+runs next.
+
+- A **unit** is what the server's replica is: a waiting list and one batch at a time. On a GPU
+  the services placed on it (denoiser, text encoder, VAE, ControlNet of the checkpoints it
+  hosts) share ONE unit whose batch keys keep services apart, so the GPU runs one batch at a time
+  and earliest-deadline-first applies across its services. On a CPU host every replica (micro)
+  or per-workflow worker (monolithic) is its own unit, as in `lego serve`, and the units' batches
+  run concurrently on the host's shared cores (cpu.py).
+- A **lane** is the server's lane: prompts admitted to it, its runners (prompts in flight), its
+  backlog and measured parallelism (`WorkRate`) for admission."""
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lego_backend.runtime import scheduler
-from lego_backend.runtime.scheduler import Waiting
+from lego_backend.services import replica as replica_policy
 
-ENCODE, STEP, CONTROLNET, DECODE = "encode", "step", "controlnet", "decode"
+ENCODE, STEP, CONTROLNET, DECODE, IMAGE_ENCODE = "encode", "step", "controlnet", "decode", "vae_enc"
 
 
 class Call:
-    """A queued service call: what the policy sees, and what to do when it has run."""
-    __slots__ = ("op", "state", "waiting")
+    """A queued service call. It carries exactly the fields of `scheduler.Waiting` (key,
+    deadline, arrived, seq, rows), so the waiting list is handed to `pick_batch` as is; and what
+    to do when it has run. A request has at most one call outstanding, so each request owns one
+    Call and reuses it for every step (no allocation per step)."""
+    __slots__ = ("arrived", "deadline", "key", "op", "rows", "seq", "state")
 
-    def __init__(self, waiting: Waiting, op: str, state: Any):
-        self.waiting = waiting
-        self.op = op
+    def __init__(self, state: Any):
         self.state = state
+        self.key: Hashable | None = None
+        self.deadline = float("inf")
+        self.arrived = 0.0
+        self.seq = 0
+        self.rows = 1
+        self.op = ENCODE
+
+
+class Unit:
+    """One replica (or one GPU's shared queue): waiting calls, one batch at a time."""
+    __slots__ = ("ahead", "ahead_gen", "busy", "gpu", "linger", "max_batch", "name", "queue",
+                 "run_s", "started", "streams", "wake_at")
+
+    def __init__(self, gpu: Gpu, name: Hashable, max_batch: int):
+        self.gpu = gpu
+        self.name = name
+        self.max_batch = max_batch  # the policy's batch limit (rows)
+        self.queue: list[Call] = []
+        self.busy = False
+        self.started = 0.0  # when the running batch started
+        self.run_s = 0.0  # EWMA of batch wall time (the replica's; scales its linger)
+        self.linger = -1.0  # the replica's linger for that EWMA (-1: not computed yet)
+        self.streams = 0  # requests in their sampling loop here (the policy's open_streams)
+        self.wake_at = -1.0  # a pending linger wake-up, or -1
+        # a run of identical batches in progress (see Executor): (first batch's start, batch
+        # seconds, batches, the members); None when the unit runs batch by batch
+        self.ahead: tuple[float, float, int, list[Call]] | None = None
+        self.ahead_gen = 0
+
+
+class Lane:
+    """Prompts admitted to one lane of a host: at most `runners` in flight, the rest wait."""
+    __slots__ = ("backlog_s", "name", "prompts", "runners", "running", "unit", "work")
+
+    def __init__(self, name: Hashable, runners: int, unit: Unit | None = None):
+        self.name = name
+        self.runners = runners
+        self.running = 0
+        self.prompts: deque[Any] = deque()  # admitted, waiting for a runner
+        self.backlog_s = 0.0  # standalone seconds of work admitted and not finished
+        self.work = scheduler.WorkRate()  # measured parallelism, as the server's lane
+        self.unit = unit  # monolithic CPU worker: the one unit all its calls go to
 
 
 @dataclass(eq=False, slots=True)
 class Gpu:
+    """One simulated device: a GPU, or a CPU host (then `cores` is set)."""
     index: int
     mem_bytes: int
     max_batch: int  # largest batch any service on it accepts (the policy's limit)
-    max_running: int  # prompts in flight on it (the lane's runners); more wait in `prompts`
+    max_running: int  # prompts in flight on a lane of it (the lane's runners)
     hosts: tuple[str, ...] = ()  # services placed here (checkpoints or workflow kinds)
-    queue: list[Call] = field(default_factory=list)
-    prompts: deque[Any] = field(default_factory=deque)  # admitted, waiting for a runner
-    running: int = 0
-    streams: int = 0  # requests in their sampling loop here (the policy's open_streams)
-    busy: bool = False
-    wake_at: float = -1.0  # a pending linger wake-up, or -1
-    backlog_s: float = 0.0  # standalone seconds of work admitted and not finished
+    cores: Any = None  # cpu.SharedCores on a CPU host; None on a GPU
+    units: dict[Hashable, Unit] = field(default_factory=dict)
+    lanes: dict[Hashable, Lane] = field(default_factory=dict)
     # LoRAs and ControlNets on it (micro), LRU order: id -> (ready time, bytes)
     adapters: OrderedDict[str, tuple[float, int]] = field(default_factory=OrderedDict)
     fused_lora: dict[str, tuple[str, ...]] = field(default_factory=dict)  # monolithic kind->LoRA
-    busy_s: float = 0.0
+    busy_s: float = 0.0  # standalone seconds of batches run
     step_batches: int = 0
     step_rows: int = 0
+    running: int = 0  # prompts in flight on it (all lanes): the router's and "ran alone" view
+    waiting: int = 0  # prompts admitted to it and waiting for a runner (all lanes)
+
+    def unit(self, name: Hashable, max_batch: int) -> Unit:
+        u = self.units.get(name)
+        if u is None:
+            u = self.units[name] = Unit(self, name, max_batch)
+        return u
+
+    def lane(self, name: Hashable, runners: int) -> Lane:
+        lane = self.lanes.get(name)
+        if lane is None:
+            lane = self.lanes[name] = Lane(name, runners)
+        return lane
 
 
 class Executor:
-    """Drives every GPU's batch boundaries on the event loop. `duration(gpu, op, calls)` says
-    how long a batch takes; `finish(gpu, calls)` runs the members' continuations."""
+    """Drives every unit's batch boundaries on the event loop. `duration(unit, op, calls)` says
+    how long a batch takes alone; `finish(calls)` runs the members' continuations. On a GPU a
+    batch takes exactly that long; on a CPU host it is a job on the host's shared cores.
+
+    Runs of identical batches (GPU only, when `repeats(calls)` says how many times the members
+    would come straight back with the same calls): if the policy, asked about the next boundary
+    (the same waiting calls, the members back), picks the same batch again, the batches run
+    back to back in ONE event instead of one event and one policy call each.
+    Anything submitted to the unit meanwhile ends the run at the next boundary, where the
+    policy is asked as usual, so results are the same as batch by batch (tested)."""
 
     def __init__(self, loop: Any, linger_s: float,
-                 duration: Callable[[Gpu, str, list[Call]], float],
-                 finish: Callable[[Gpu, list[Call]], None],
-                 batch_limit: Callable[[Gpu, Call], int]):
+                 duration: Callable[[Unit, str, list[Call]], float],
+                 finish: Callable[[list[Call]], None],
+                 batch_limit: Callable[[Call], int] | None = None,
+                 repeats: Callable[[list[Call]], int] | None = None,
+                 advance: Callable[[list[Call], int, float], None] | None = None):
         self.loop = loop
         self.linger_s = linger_s
         self._duration = duration
         self._finish = finish
         self._limit = batch_limit
+        self._repeats = repeats  # batches the members can run back to back (1 = no run)
+        self._advance = advance  # (calls, batches done, last boundary time): members' state
         self.policy_calls = 0
+        self.batches_coalesced = 0
 
-    def submit(self, gpu: Gpu, call: Call) -> None:
-        gpu.queue.append(call)
-        if not gpu.busy:
-            self.kick(gpu)
+    def submit(self, unit: Unit, call: Call) -> None:
+        unit.queue.append(call)
+        if unit.ahead is not None:
+            self._cut(unit)
+        elif not unit.busy:
+            self.kick(unit)
 
-    def kick(self, gpu: Gpu) -> None:
+    def kick(self, unit: Unit) -> None:
         """A batch boundary: ask the policy; run what it releases or wake up when it says."""
-        if gpu.busy or not gpu.queue:
+        queue = unit.queue
+        if unit.busy or not queue:
             return
-        queue = gpu.queue
         now = self.loop.now
-        # looked up at call time so a test (or a policy experiment) can patch the module
-        decision = scheduler.pick_batch([c.waiting for c in queue], now, gpu.max_batch,
-                                        gpu.streams, self.linger_s)
+        # looked up at call time so a test (or a policy experiment) can patch the modules;
+        # the Calls are the policy's Waiting records (same fields)
+        linger = unit.linger
+        if linger < 0.0:
+            linger = unit.linger = replica_policy.linger_for(self.linger_s, unit.run_s)
+        decision = scheduler.pick_batch(queue, now, unit.max_batch,  # type: ignore[arg-type]
+                                        unit.streams, linger)
         self.policy_calls += 1
-        if not decision.members:
-            wake = now + decision.wait_s
-            if gpu.wake_at < now or wake < gpu.wake_at:
-                gpu.wake_at = wake
-                self.loop.at(wake, self._wake, gpu)
-            return
         members = decision.members
-        if len(members) > 1:
-            limit = self._limit(gpu, queue[members[0]])
-            if len(members) > limit:  # the service's own batch limit is below the GPU's
+        if not members:
+            wake = now + decision.wait_s
+            if unit.wake_at < now or wake < unit.wake_at:
+                unit.wake_at = wake
+                self.loop.at(wake, self._wake, unit)
+            return
+        if len(members) > 1 and self._limit is not None:
+            limit = self._limit(queue[members[0]])
+            if len(members) > limit:  # the head service's own batch limit is below the unit's
                 members = members[:limit]
         if len(members) == len(queue):
             calls = queue
-            gpu.queue = []
+            unit.queue = []
         else:
             picked = set(members)
             calls = [queue[i] for i in members]
-            gpu.queue = [c for i, c in enumerate(queue) if i not in picked]
+            unit.queue = [c for i, c in enumerate(queue) if i not in picked]
         op = calls[0].op
-        took = self._duration(gpu, op, calls)
+        took = self._duration(unit, op, calls)
+        gpu = unit.gpu
         if op == STEP:
             gpu.step_batches += 1
             gpu.step_rows += len(calls)
-        gpu.busy = True
+        unit.busy = True
+        unit.started = now
         gpu.busy_s += took
-        self.loop.at(now + took, self._done, gpu, calls)
+        if gpu.cores is not None:
+            gpu.cores.run(took, self._done, unit, calls)
+            return
+        if self._repeats is not None and op == STEP:
+            n = self._repeats(calls)
+            # the same duration again (a first step's one-off costs are behind it) and the
+            # policy would pick the same batch at the next boundary
+            if (n > 1 and self._duration(unit, op, calls) == took
+                    and self._same_again(unit, calls, now + took, took)):
+                unit.ahead = (now, took, n, calls)
+                unit.ahead_gen += 1
+                end = now
+                for _ in range(n):  # the same float sums as batch by batch
+                    end += took
+                self.loop.at(end, self._ahead_done, unit, calls, unit.ahead_gen)
+                return
+        self.loop.at(now + took, self._done, unit, calls)
 
-    def _wake(self, gpu: Gpu) -> None:
-        if self.loop.now >= gpu.wake_at:
-            gpu.wake_at = -1.0
-        self.kick(gpu)
+    def _same_again(self, unit: Unit, calls: list[Call], t: float, took: float) -> bool:
+        """Ask the policy about the next boundary: the calls still waiting (unchanged) and
+        these members, back at time t. Nothing in the decision can change while nothing new
+        arrives: deadlines are fixed, order is by deadline then arrival, and a linger only
+        shortens as the waiting calls age."""
+        others = unit.queue
+        seq = max((c.seq for c in others), default=0) + 1
+        waiting = [scheduler.Waiting(c.key, c.deadline, c.arrived, c.seq, c.rows)
+                   for c in others]
+        waiting += [scheduler.Waiting(c.key, c.deadline, t, seq + i, c.rows)
+                    for i, c in enumerate(calls)]
+        run_s = replica_policy.batch_time_ewma(unit.run_s, took)
+        decision = scheduler.pick_batch(waiting, t, unit.max_batch, unit.streams,
+                                        replica_policy.linger_for(self.linger_s, run_s))
+        self.policy_calls += 1
+        members = decision.members
+        if self._limit is not None and len(members) > 1:
+            members = members[:self._limit(calls[0])]
+        return members == tuple(range(len(others), len(waiting)))
 
-    def _done(self, gpu: Gpu, calls: list[Call]) -> None:
-        # continuations first, with the GPU still marked busy: members resubmit their next
+    def _catch_up(self, unit: Unit, calls: list[Call], done: int, last: float,
+                  took: float) -> None:
+        """`done` batches of a run completed, the last at `last`: as if run one by one."""
+        if done <= 0:
+            return
+        for _ in range(done):
+            unit.run_s = replica_policy.batch_time_ewma(unit.run_s, took)
+        unit.linger = replica_policy.linger_for(self.linger_s, unit.run_s)
+        gpu = unit.gpu
+        gpu.step_batches += done
+        gpu.step_rows += done * len(calls)
+        gpu.busy_s += done * took
+        self.batches_coalesced += done
+        assert self._advance is not None
+        self._advance(calls, done, last)
+
+    def _ahead_done(self, unit: Unit, calls: list[Call], gen: int) -> None:
+        if gen != unit.ahead_gen or unit.ahead is None:
+            return  # the run was cut short; its last boundary is a regular event
+        start, took, n, _ = unit.ahead
+        unit.ahead = None
+        last = start
+        for _ in range(n - 1):
+            last += took
+        self._catch_up(unit, calls, n - 1, last, took)
+        unit.started = last
+        self._done(unit, calls)
+
+    def _cut(self, unit: Unit) -> None:
+        """Something new waits: end the run at its next boundary (batches before it stand)."""
+        assert unit.ahead is not None
+        start, took, n, calls = unit.ahead
+        unit.ahead = None
+        unit.ahead_gen += 1
+        now = self.loop.now
+        last, nxt, done = start, start + took, 0
+        while nxt <= now and done < n - 1:
+            last, nxt, done = nxt, nxt + took, done + 1
+        self._catch_up(unit, calls, done, last, took)
+        unit.started = last
+        self.loop.at(nxt, self._done, unit, calls)
+
+    def _wake(self, unit: Unit) -> None:
+        if self.loop.now >= unit.wake_at:
+            unit.wake_at = -1.0
+        self.kick(unit)
+
+    def _done(self, unit: Unit, calls: list[Call]) -> None:
+        unit.run_s = replica_policy.batch_time_ewma(unit.run_s, self.loop.now - unit.started)
+        unit.linger = replica_policy.linger_for(self.linger_s, unit.run_s)
+        # continuations first, with the unit still marked busy: members resubmit their next
         # step at this instant and must all be waiting when the policy is asked
-        self._finish(gpu, calls)
-        gpu.busy = False
-        self.kick(gpu)
+        self._finish(calls)
+        unit.busy = False
+        self.kick(unit)

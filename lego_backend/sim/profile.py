@@ -4,10 +4,21 @@ A profile holds, per model kind and resolution, rows by batch size (batch = requ
 included): one denoiser step, one ControlNet step, text encode and VAE decode, in ms; and per
 component the weights bytes and load time. Times between measured batch sizes are linearly
 interpolated (GPU latency is close to linear in batch past the launch-bound region); past the
-largest measured batch the batch does not fit, which is why `max_batch` is the last row."""
+largest measured batch the batch does not fit, which is why `max_batch` is the last row.
+
+Optional parts (a measured CPU profile has them; the published GPU profile does not):
+- `device_type`: "gpu" (default: one batch at a time per device) or "cpu" (the host's cores
+  are shared by every batch and request in progress, sim/cpu.py);
+- `host.concurrency_speedup`: {k: total throughput of k concurrent jobs / one job};
+- `overhead_ms`: per-request work outside the model forwards: `request_pre` (HTTP, graph
+  compile, admission), `request_post` (image saving, events, the reply) and `step` (sampler
+  math, progress event and hand-offs around each denoiser step);
+- per row `lora_step_ms` (a step whose every row applies a LoRA) and `vae_encode_ms` (img2img's
+  image encode)."""
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +28,9 @@ from typing import Any
 SCHEMA = "lego-sim-profile/1"
 COMPONENTS = ("unet", "text_encoder", "vae", "controlnet", "lora")
 ROW_FIELDS = ("batch", "step_ms", "controlnet_step_ms", "encode_ms", "decode_ms")
+OPTIONAL_ROW_FIELDS = ("lora_step_ms", "vae_encode_ms")
+DEVICE_TYPES = ("gpu", "cpu")
+OVERHEADS = ("request_pre", "request_post", "step")
 DEFAULT_PROFILE = "gpu-published.json"
 
 
@@ -33,6 +47,8 @@ class ModelProfile:
     weights_bytes: dict[str, int]  # per component
     load_s: dict[str, float]  # per component: cold load onto the device
     activation_bytes_per_sample: int  # working memory a batch row needs on top of weights
+    lora_step_s: tuple[float, ...] | None = None  # a step with a LoRA on every row (measured)
+    vae_encode_s: tuple[float, ...] | None = None  # image -> latent (img2img)
 
     @property
     def max_batch(self) -> int:
@@ -62,6 +78,16 @@ class ModelProfile:
     def decode(self, batch: int) -> float:
         return self._at(self.decode_s, batch)
 
+    def lora_extra(self, lora_rows: int, fallback_fraction: float, batch: int) -> float:
+        """What `lora_rows` rows applying a LoRA add to a step of `batch` rows: measured if the
+        profile has it, else an assumed fraction of the whole step."""
+        if self.lora_step_s is None:
+            return fallback_fraction * self.step(batch)
+        return max(0.0, self._at(self.lora_step_s, lora_rows) - self.step(lora_rows))
+
+    def vae_encode(self, batch: int) -> float:
+        return 0.0 if self.vae_encode_s is None else self._at(self.vae_encode_s, batch)
+
     def standalone(self, steps: int, controlnets: int) -> float:
         """Seconds one request takes with the device to itself."""
         per_step = self.step(1) + controlnets * self.controlnet_step(1)
@@ -69,10 +95,21 @@ class ModelProfile:
 
 
 @dataclass(frozen=True)
+class Overheads:
+    """Seconds of CPU work per request outside the model forwards (0 when not measured)."""
+    request_pre: float = 0.0
+    request_post: float = 0.0
+    step: float = 0.0
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     meta: dict[str, Any]  # sources, derivation, device: carried into results.json
     models: dict[str, ModelProfile]  # by kind
+    device_type: str = "gpu"
+    speedup: tuple[float, ...] = (1.0,)  # [k-1]: throughput of k concurrent jobs / one job
+    overhead: Overheads = Overheads()
 
     def model(self, kind: str) -> ModelProfile:
         try:
@@ -101,15 +138,47 @@ def validate_profile(doc: Any) -> list[str]:
         if not rows or batches != sorted(set(batches)):
             problems.append(f"{where}.rows must have distinct ascending batch sizes")
         for j, row in enumerate(rows):
-            for f in ROW_FIELDS:
+            for f in ROW_FIELDS + tuple(x for x in OPTIONAL_ROW_FIELDS if x in row):
                 v = row.get(f)
                 if not isinstance(v, (int, float)) or v < 0:
                     problems.append(f"{where}.rows[{j}].{f} is not a number >= 0")
+        for f in OPTIONAL_ROW_FIELDS:
+            if 0 < sum(f in row for row in rows) < len(rows):
+                problems.append(f"{where}.rows: {f} must be in every row or none")
         for table in ("weights_bytes", "load_ms"):
             missing = [c for c in COMPONENTS if c not in (m.get(table) or {})]
             if missing:
                 problems.append(f"{where}.{table} lacks {missing}")
+    if doc.get("device_type", "gpu") not in DEVICE_TYPES:
+        problems.append(f"device_type must be one of {DEVICE_TYPES}")
+    speedup = (doc.get("host") or {}).get("concurrency_speedup", {"1": 1.0})
+    if (not isinstance(speedup, dict) or not all(
+            str(k).isdigit() and int(k) >= 1 and isinstance(v, (int, float)) and v > 0
+            for k, v in speedup.items())):
+        problems.append("host.concurrency_speedup must map job counts >= 1 to numbers > 0")
+    overhead = doc.get("overhead_ms", {})
+    if not isinstance(overhead, dict) or any(
+            k not in OVERHEADS or not isinstance(v, (int, float)) or v < 0
+            for k, v in overhead.items()):
+        problems.append(f"overhead_ms must map {OVERHEADS} to numbers >= 0")
     return problems
+
+
+def _speedup_curve(table: dict[str, float]) -> tuple[float, ...]:
+    """Throughput at 1..K concurrent jobs, linear between measured counts; 1 job = 1.0 if not
+    given; past the largest measured count it stays flat (the cores are full)."""
+    pts = sorted((int(k), float(v)) for k, v in table.items())
+    if pts[0][0] != 1:
+        pts.insert(0, (1, 1.0))
+    out = []
+    for k in range(1, pts[-1][0] + 1):
+        for (k0, v0), (k1, v1) in itertools.pairwise(pts):
+            if k0 <= k <= k1:
+                out.append(v0 + (v1 - v0) * (k - k0) / (k1 - k0))
+                break
+        else:
+            out.append(pts[0][1])
+    return tuple(out)
 
 
 def profile_from_dict(doc: dict[str, Any], name: str = "profile") -> Profile:
@@ -123,6 +192,9 @@ def profile_from_dict(doc: dict[str, Any], name: str = "profile") -> Profile:
         def col(field: str, rows: list[dict[str, Any]] = rows) -> tuple[float, ...]:
             return tuple(float(r[field]) / 1000.0 for r in rows)
 
+        def optional(field: str, rows: list[dict[str, Any]] = rows) -> tuple[float, ...] | None:
+            return col(field) if field in rows[0] else None
+
         models[m["kind"]] = ModelProfile(
             kind=m["kind"], resolution=int(m["resolution"]),
             default_steps=int(m["default_steps"]),
@@ -131,9 +203,14 @@ def profile_from_dict(doc: dict[str, Any], name: str = "profile") -> Profile:
             decode_s=col("decode_ms"),
             weights_bytes={k: int(v) for k, v in m["weights_bytes"].items()},
             load_s={k: float(v) / 1000.0 for k, v in m["load_ms"].items()},
-            activation_bytes_per_sample=int(m["activation_bytes_per_sample"]))
+            activation_bytes_per_sample=int(m["activation_bytes_per_sample"]),
+            lora_step_s=optional("lora_step_ms"), vae_encode_s=optional("vae_encode_ms"))
     meta = {k: v for k, v in doc.items() if k != "models"}
-    return Profile(str(doc.get("name", name)), meta, models)
+    over = {k: float(v) / 1000.0 for k, v in (doc.get("overhead_ms") or {}).items()}
+    speedup = (doc.get("host") or {}).get("concurrency_speedup") or {"1": 1.0}
+    return Profile(str(doc.get("name", name)), meta, models,
+                   device_type=str(doc.get("device_type", "gpu")),
+                   speedup=_speedup_curve(speedup), overhead=Overheads(**over))
 
 
 def load_profile(path: str | Path | None = None) -> Profile:

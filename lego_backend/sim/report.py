@@ -32,7 +32,7 @@ class RunResult:
 
 
 def resident_weight_bytes(gpus: list[Gpu], profile: Profile, family_of: dict[str, str],
-                          micro: bool) -> int:
+                          controlnets_of: dict[str, int], micro: bool) -> int:
     """Weights held across the cluster. micro: per GPU one copy of each hosted checkpoint's
     denoiser and text encoder, one VAE per family, the cached adapters; monolithic: every
     workflow kind's worker holds its own copy of everything, ControlNets and its fused LoRA."""
@@ -45,7 +45,7 @@ def resident_weight_bytes(gpus: list[Gpu], profile: Profile, family_of: dict[str
             if micro:
                 fams.add(family_of[item])
             else:
-                total += w["vae"] + w["controlnet"] * item.count("|")
+                total += w["vae"] + w["controlnet"] * controlnets_of.get(item, 0)
                 total += w["lora"] if g.fused_lora.get(item) else 0
         for f in fams:
             total += profile.model(f).weights_bytes["vae"]

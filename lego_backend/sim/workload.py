@@ -22,12 +22,19 @@ class SimRequest:
     steps: int  # denoiser steps
     loras: tuple[str, ...] = ()
     controlnets: tuple[str, ...] = ()
+    # further sampling passes after the first, each (profile model kind, steps) on the same
+    # checkpoint's denoiser: e.g. a hires fix's second pass at a larger size
+    passes: tuple[tuple[str, int], ...] = ()
+    image_input: bool = False  # img2img: the input image is VAE-encoded first
+    slo_s: float | None = None  # the SLO the request carries; None = slo_scale x standalone
+    workflow: str = ""  # the workflow's own name, if it has one (e.g. a `lego bench` kind)
 
     @property
     def kind(self) -> str:
         """Workflow kind: same checkpoint and ControlNets = same graph with the same models,
-        what one monolithic worker holds (a LoRA is swapped in, like ComfyUI re-patching)."""
-        return "|".join((self.checkpoint, *self.controlnets))
+        what one monolithic worker holds (a LoRA is swapped in, like ComfyUI re-patching).
+        A named workflow is its own kind (as `lego serve` keys workers by graph and files)."""
+        return self.workflow or "|".join((self.checkpoint, *self.controlnets))
 
 
 @dataclass(frozen=True)
