@@ -10,7 +10,7 @@ import torch
 from lego_backend.errors import UnsafePathError
 from node_library import image_io
 from node_library.inputs import COMBO, FLOAT, HIDDEN, INT, MAX_RESOLUTION, OUT, SOCKET, STRING
-from node_library.limits import check_pixels
+from node_library.limits import check_pixels, ensure_pixels
 from node_library.resize import fill_missing_side, upscale
 from node_library.spec import InputSpec, NodeOutput, NodeSpec
 
@@ -37,7 +37,8 @@ def _dirs(ctx: Any) -> dict[str, Any]:
 
 
 def load_image(ctx: Any, image: str) -> NodeOutput:
-    pixels, mask = image_io.load_image(image_io.resolve_image(image, _dirs(ctx)))
+    pixels, mask = image_io.load_image(image_io.resolve_image(image, _dirs(ctx)),
+                                       getattr(ctx, "max_pixels", None))
     return NodeOutput((ctx.put(pixels), ctx.put(mask)))
 
 
@@ -54,7 +55,17 @@ def load_image_check(ctx: Any, image: str) -> tuple[str, str] | None:
         path = image_io.resolve_image(image, _dirs(ctx))
     except UnsafePathError:
         return "image", f"Invalid image file: {image}"
-    return None if path.is_file() else ("image", f"Invalid image file: {image}")
+    if not path.is_file():
+        return "image", f"Invalid image file: {image}"
+    try:
+        width, height = image_io.image_size(path)
+    except image_io.PILLOW_ERRORS:
+        return "image", f"Invalid image file: {image} (not an image this server can read)"
+    limit = getattr(ctx, "max_pixels", None)
+    if limit is not None and width * height > limit:
+        return "image", (f"{image} is {width}x{height} pixels, over this server's limit of "
+                         f"{limit} (lego serve --max-pixels)")
+    return None
 
 
 def _scale(ctx: Any, image: Any, method: str, width: int, height: int, crop: str) -> Any:
@@ -63,6 +74,7 @@ def _scale(ctx: Any, image: Any, method: str, width: int, height: int, crop: str
     if width == 0 and height == 0:
         return image
     width, height = fill_missing_side(w, h, width, height)
+    ensure_pixels(ctx, width, height, px.shape[0])
     out = upscale(px.permute(0, 3, 1, 2), width, height, method, crop)
     return ctx.put(out.permute(0, 2, 3, 1).clamp(0, 1).contiguous())
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import struct
 import time
 import uuid
 from pathlib import Path
@@ -143,9 +144,25 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def load_image(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    """-> (IMAGE [1, H, W, 3] in 0..1, MASK [1, H, W] = 1 - alpha, or zeros 64x64 if no alpha)."""
+# what Pillow raises on garbage or hostile files
+PILLOW_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error,
+                 Image.DecompressionBombError)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the file's header, without decoding it."""
     with Image.open(path) as img:
+        return img.size
+
+
+def load_image(path: Path, max_pixels: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """-> (IMAGE [1, H, W, 3] in 0..1, MASK [1, H, W] = 1 - alpha, or zeros 64x64 if no alpha).
+    An image of more than `max_pixels` pixels is refused before it is decoded (a small file can
+    declare a huge canvas: a decompression bomb)."""
+    with Image.open(path) as img:
+        if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
+            raise ValueError(f"{path.name} is {img.size[0]}x{img.size[1]} pixels, over this "
+                             f"server's limit of {max_pixels} (lego serve --max-pixels)")
         img = ImageOps.exif_transpose(img)
         has_alpha = "A" in img.getbands() or (img.mode == "P" and "transparency" in img.info)
         rgba = img.convert("RGBA")

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from node_library.inputs import COMBO, FLOAT, INT, MAX_RESOLUTION, OUT, SOCKET
-from node_library.limits import check_pixels
+from node_library.limits import check_pixels, ensure_pixels
 from node_library.resize import fill_missing_side, upscale
 from node_library.spec import NodeOutput, NodeSpec
 from node_library.values import Latent
@@ -25,6 +25,7 @@ def empty_latent(ctx: Any, width: int, height: int, batch_size: int) -> NodeOutp
 def _resized(ctx: Any, samples: Latent, width: int, height: int, method: str,
              crop: str) -> Latent:
     z = ctx.tensor(samples.samples)
+    ensure_pixels(ctx, max(1, width) * 8, max(1, height) * 8, z.shape[0])
     out = upscale(z, max(1, width), max(1, height), method, crop)
     return replace(samples, samples=ctx.put(out.contiguous()))
 

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from node_library.inputs import INT, MAX_RESOLUTION, OUT, SOCKET
+from node_library.limits import ensure_pixels
 from node_library.spec import NodeOutput, NodeSpec
 
 PAD_VALUE = 0.5  # grey: neither dark nor light, so it does not bias the repainted border
@@ -35,6 +36,7 @@ def pad_for_outpaint(ctx: Any, image: Any, left: int, top: int, right: int, bott
                      feathering: int) -> NodeOutput:
     px = ctx.tensor(image)
     b, h, w, c = px.shape
+    ensure_pixels(ctx, w + left + right, h + top + bottom, b)
     out = torch.full((b, h + top + bottom, w + left + right, c), PAD_VALUE, dtype=px.dtype)
     out[:, top:top + h, left:left + w, :] = px
     mask = pad_mask(h, w, left, top, right, bottom, feathering).unsqueeze(0)

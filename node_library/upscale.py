@@ -8,6 +8,7 @@ from typing import Any
 
 from lego_backend.services.protocol import ServiceSpec
 from node_library.inputs import COMBO, FLOAT, OUT, SOCKET
+from node_library.limits import ensure_pixels
 from node_library.resize import upscale
 from node_library.spec import NodeOutput, NodeSpec
 
@@ -30,7 +31,8 @@ def load_upscale_model(ctx: Any, model_name: str) -> NodeOutput:
 
 
 def upscale_with_model(ctx: Any, upscale_model: UpscaleModelRef, image: Any) -> NodeOutput:
-    return NodeOutput((ctx.call(upscale_model.upscaler, "upscale", image=image),))
+    return NodeOutput((ctx.call(upscale_model.upscaler, "upscale", image=image,
+                                max_pixels=getattr(ctx, "max_pixels", None)),))
 
 
 def total_pixels_size(width: int, height: int, megapixels: float) -> tuple[int, int]:
@@ -43,6 +45,7 @@ def scale_to_total_pixels(ctx: Any, image: Any, upscale_method: str,
                           megapixels: float) -> NodeOutput:
     px = ctx.tensor(image)
     width, height = total_pixels_size(px.shape[2], px.shape[1], megapixels)
+    ensure_pixels(ctx, width, height, px.shape[0])
     out = upscale(px.permute(0, 3, 1, 2), width, height, upscale_method, "disabled")
     return NodeOutput((ctx.put(out.permute(0, 2, 3, 1).clamp(0, 1).contiguous()),))
 

@@ -23,6 +23,7 @@ from comfy_compat.errors import ClientError, simple_error
 from comfy_compat.jsonresp import json_response
 from comfy_compat.paths import is_plain_name, safe_join
 from comfy_compat.routes.common import (
+    backend,
     call,
     is_true,
     media_dir,
@@ -65,11 +66,14 @@ def _resolve_view(request: Request) -> Path:
     return path
 
 
-def _encode(path: Path, preview: str | None, channel: str, default_quality: int
-            ) -> tuple[bytes, str] | None:
-    """Re-encoded bytes and MIME for preview/channel requests; None = serve the file as is."""
+def _encode(path: Path, preview: str | None, channel: str, default_quality: int,
+            max_pixels: int) -> tuple[bytes, str] | None:
+    """Re-encoded bytes and MIME for preview/channel requests; None = serve the file as is
+    (also for images over the pixel budget: never decoded here)."""
     try:
         img = Image.open(path)
+        if img.size[0] * img.size[1] > max_pixels:
+            return None
         img.load()
     except PILLOW_ERRORS:
         return None
@@ -114,7 +118,8 @@ async def view(request: Request) -> Response:
     if channel not in ("rgba", "rgb", "a"):
         raise simple_error(400, "channel must be rgba, rgb or a")
     if preview or channel != "rgba":
-        encoded = await call(_encode, path, preview, channel, settings(request).preview_quality)
+        encoded = await call(_encode, path, preview, channel, settings(request).preview_quality,
+                             _max_pixels(request))
         if encoded is not None:
             data, mime = encoded
             return Response(data, media_type=mime,
@@ -170,12 +175,22 @@ def _store(folder: Path, name: str, data: bytes, overwrite: bool) -> str:
     return path.name
 
 
-def _check_image(data: bytes) -> None:
+def _check_image(data: bytes, max_pixels: int) -> None:
+    """A readable image of at most `max_pixels` pixels (judged from its header: a few KB of PNG
+    can declare a canvas whose decoding would take gigabytes)."""
     try:
         with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
             img.verify()
     except PILLOW_ERRORS:  # garbage input
         raise simple_error(400, "Uploaded file is not an image this server can read") from None
+    if width * height > max_pixels:
+        raise simple_error(400, f"Uploaded image is {width}x{height} pixels, over this server's "
+                                f"limit of {max_pixels} (lego serve --max-pixels)")
+
+
+def _max_pixels(request: Request) -> int:
+    return int(backend(request).config.max_pixels)
 
 
 async def _upload_target(request: Request, form: dict[str, Any]
@@ -201,13 +216,15 @@ async def _upload_target(request: Request, form: dict[str, Any]
 async def upload_image(request: Request) -> Response:
     form = await _form(request)
     image, data, kind, subfolder, folder, overwrite = await _upload_target(request, form)
-    _check_image(data)
+    _check_image(data, _max_pixels(request))
     name = await call(_store, folder, image.filename, data, overwrite)
     return json_response({"name": name, "subfolder": subfolder, "type": kind})
 
 
-def _apply_mask(original: Path, mask_bytes: bytes) -> bytes:
+def _apply_mask(original: Path, mask_bytes: bytes, max_pixels: int) -> bytes:
     with Image.open(original) as src:
+        if src.size[0] * src.size[1] > max_pixels:
+            raise ValueError("original image over the pixel budget")
         base = src.convert("RGBA")
     with Image.open(io.BytesIO(mask_bytes)) as m:
         mask = m.getchannel("A") if "A" in m.getbands() else m.convert("L")
@@ -222,7 +239,7 @@ def _apply_mask(original: Path, mask_bytes: bytes) -> bytes:
 async def upload_mask(request: Request) -> Response:
     form = await _form(request)
     image, data, kind, subfolder, folder, overwrite = await _upload_target(request, form)
-    _check_image(data)
+    _check_image(data, _max_pixels(request))
     try:
         ref = parse_model(orjson.loads(str(form.get("original_ref") or "")), MaskRef)
     except orjson.JSONDecodeError:
@@ -234,7 +251,7 @@ async def upload_mask(request: Request) -> Response:
     if not original.is_file():
         raise simple_error(404, "Original image not found")
     try:
-        merged = await call(_apply_mask, original, data)
+        merged = await call(_apply_mask, original, data, _max_pixels(request))
     except PILLOW_ERRORS:
         raise simple_error(400, "Original image cannot be read") from None
     name = await call(_store, folder, image.filename, merged, overwrite)

@@ -65,6 +65,10 @@ class RunContext:
         return self.paths.input_dir
 
     @property
+    def max_pixels(self) -> int:
+        return self.paths.max_pixels
+
+    @property
     def temp_dir(self) -> Path:
         return self.paths.temp_dir
 

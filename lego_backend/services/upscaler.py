@@ -39,6 +39,11 @@ class UpscalerService(ModelService):
             if c.op != "upscale":
                 raise ValueError(f"upscaler has no op {c.op!r}")
             px = self.store.get(c.args["image"])[..., :3].permute(0, 3, 1, 2).float()
+            limit = c.args.get("max_pixels")  # the prompt's pixel budget, checked before allocating
+            total = px.shape[0] * px.shape[2] * px.shape[3] * self.scale ** 2
+            if limit is not None and total > limit:
+                raise ValueError(f"upscaling to {total} pixels (width x height x batch) exceeds "
+                                 f"this server's limit of {limit} (lego serve --max-pixels)")
             up = self._tiled(px).clamp(0.0, 1.0)
             out.append(self.store.put(up.permute(0, 2, 3, 1).contiguous()))
         return out
