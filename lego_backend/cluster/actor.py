@@ -53,16 +53,21 @@ class ReplicaActor:
         self.service.unload()
         return self.stats()
 
-    def run(self, control: list[tuple[str, Any]], refs: list[Any]) -> tuple[Any, ...]:
-        """Run one batch. Returns (skeletons, stats, fetches) then one payload per call."""
+    def run(self, control: list[tuple[str, Any]], refs: list[Any],
+            inline: list[Any] | None) -> tuple[Any, ...]:
+        """Run one batch: `inline` is payload 0 when Ray carried it in the call, else `refs[0]`
+        is. Returns (skeletons, stats, fetches, seconds busy) then one payload per call."""
         import ray
 
+        started = time.perf_counter()
         check_control(control)
-        payloads, fetches = [], []
-        for i, ref in enumerate(refs):  # one at a time: the driver reports time per hop
+        payloads: list[Any] = [] if inline is None else [inline]
+        fetches = []
+        for ref in refs:  # one at a time: the driver reports time per hop
             start = time.perf_counter()
             payload = ray.get(ref)
-            fetches.append((i, sum(nbytes(p) for p in payload), time.perf_counter() - start))
+            fetches.append((len(payloads), sum(nbytes(p) for p in payload),
+                            time.perf_counter() - start))
             payloads.append(payload)
         held = []
 
@@ -91,4 +96,6 @@ class ReplicaActor:
         finally:
             for handle in held:  # this batch's tensors end here: the payloads carry them on
                 self.store.release(handle)
-        return (skeletons, self.stats(), fetches), *outs
+        fetch_s = sum(f[2] for f in fetches)
+        return (skeletons, self.stats(), fetches,
+                time.perf_counter() - started - fetch_s), *outs

@@ -46,6 +46,10 @@ class RayCluster:
         ray = import_ray()
         self.address = address
         self.resources = dict(resources or {})
+        # Payloads up to this size ride inside the actor call (Ray's small-object path: one
+        # message instead of a put plus a fetch, ~2 ms less per call); larger ones go through
+        # the object store. 0 sends everything through the object store.
+        self.inline_bytes = int(os.environ.get("LEGO_RAY_INLINE_BYTES", "65536"))
         self._started_ray = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"namespace": "lego", "log_to_driver": False,

@@ -99,6 +99,11 @@ def ray_cluster() -> Iterator[str]:
         pytest.skip("ray is not installed (pip install 'lego-diffusion[ray]')")
     temp = tempfile.mkdtemp(prefix="lego-ray-", dir="/tmp")  # short: Ray's socket paths
     port = _free_port()
+    # Token auth explicitly off for this loopback-only cluster: otherwise Ray turns it on or off
+    # depending on whether some earlier local `ray.init()` left a ~/.ray/auth_token behind, and
+    # nodes, driver and `lego serve` can disagree.
+    old_auth = os.environ.get("RAY_AUTH_MODE")
+    os.environ["RAY_AUTH_MODE"] = "disabled"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus", "1",
               "--object-store-memory", str(80 * 1000 * 1000), "--disable-usage-stats"]
@@ -116,6 +121,10 @@ def ray_cluster() -> Iterator[str]:
         disconnect()
         _stop(temp)
         shutil.rmtree(temp, ignore_errors=True)
+        if old_auth is None:
+            os.environ.pop("RAY_AUTH_MODE", None)
+        else:
+            os.environ["RAY_AUTH_MODE"] = old_auth
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,130 @@
+"""Cluster overhead: the same trace of demo txt2img prompts (20 steps) run by the embedded engine
+(replicas as threads in this process) and by the same engine with `--cluster ray` (a local Ray
+started on this machine; text encoder, denoiser and VAE each in a Ray actor), in one run. The
+two alternate request by request so both see the same machine state. Reports per-request
+latency (p50, p95) of each, the latency Ray adds per request (p50, p95 of the paired
+differences), the ratio, and the tensor hops by transport (count, bytes, mean time).
+Goal: Ray mode adds <= 50 ms p50 per request.
+
+    .venv/bin/python benchmarks/cluster_overhead.py [--requests 20] [--steps 20] [--size 64]
+        [--models DIR] [--out results.json]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lego_backend import process_env
+
+process_env.configure()
+# A loopback-only Ray for this run: no token file written into ~/.ray.
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import torch
+
+from lego_backend.backend import Backend
+from lego_backend.cluster.runtime import connect, disconnect
+from lego_backend.dataplane.transport import HOPS
+from lego_backend.models.demo import build_demo_models
+from lego_backend.runtime.records import PromptRequest
+from tests.integration.engine.helpers import make_backend, txt2img
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def run_one(backend: Backend, seed: int, steps: int, size: int) -> float:
+    backend.cache.clear()  # a full run each time (models stay loaded)
+    prompt = txt2img("a red circle on a blue background", seed=seed, size=size, steps=steps)
+    start = time.perf_counter()
+    backend.submit(PromptRequest(prompt, client_id=None))
+    record = backend.run_next()
+    elapsed = time.perf_counter() - start
+    assert record is not None and record.status == "success", record and record.messages
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", type=Path)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # Ray actors run one torch thread each: same for the embedded side
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        models = args.models or tmp / "models"
+        if args.models is None:
+            build_demo_models(models)
+        start = time.perf_counter()
+        connect("ray", init_kwargs={"num_cpus": os.cpu_count() or 2,
+                                    "object_store_memory": 200 * 1000 * 1000})
+        ray_start_s = time.perf_counter() - start
+        embedded = make_backend(tmp / "embedded", models)
+        base = make_backend(tmp / "ray", models)
+        on_ray = Backend(dataclasses.replace(base.config, replica_runtime="ray"))
+        try:
+            for i in range(args.warmup):  # model loads, actor starts
+                run_one(embedded, 1000 + i, args.steps, args.size)
+                run_one(on_ray, 1000 + i, args.steps, args.size)
+            HOPS.reset()
+            emb, ray_s = [], []
+            for i in range(args.requests):  # alternate who goes first
+                pair = [(embedded, emb), (on_ray, ray_s)]
+                for backend, times in (pair if i % 2 == 0 else pair[::-1]):
+                    times.append(run_one(backend, i, args.steps, args.size))
+            hops = HOPS.snapshot()
+            services = on_ray.services_report()["services"]
+        finally:
+            on_ray.stop()
+            embedded.stop()
+            disconnect()
+    added = [r - e for r, e in zip(ray_s, emb)]
+    result = {
+        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
+                    "torch": torch.__version__, "torch_threads": 1},
+        "config": {"requests": args.requests, "warmup": args.warmup, "steps": args.steps,
+                   "size": args.size, "graph": "demo txt2img (CFG: 2 rows per step)"},
+        "ray_start_s": ray_start_s,
+        "embedded_ms": {"p50": 1000 * percentile(emb, 50), "p95": 1000 * percentile(emb, 95)},
+        "ray_ms": {"p50": 1000 * percentile(ray_s, 50), "p95": 1000 * percentile(ray_s, 95)},
+        "added_ms": {"p50": 1000 * percentile(added, 50), "p95": 1000 * percentile(added, 95)},
+        "ratio_p50": statistics.median(ray_s) / statistics.median(emb),
+        "hops": hops,
+        "hops_per_request": {k: v["hops"] / args.requests for k, v in hops.items()},
+        "replicas": {s["kind"]: s["replica_detail"] for s in services},
+        "goal": "added p50 <= 50 ms",
+    }
+    print(f"embedded   p50 {result['embedded_ms']['p50']:8.1f} ms  "
+          f"p95 {result['embedded_ms']['p95']:8.1f} ms")
+    print(f"ray        p50 {result['ray_ms']['p50']:8.1f} ms  p95 {result['ray_ms']['p95']:8.1f} ms")
+    print(f"added      p50 {result['added_ms']['p50']:8.1f} ms  "
+          f"p95 {result['added_ms']['p95']:8.1f} ms  (ray/embedded p50 {result['ratio_p50']:.2f}, "
+          f"goal: added p50 <= 50 ms)")
+    for label, h in hops.items():
+        print(f"hop {label:<20} {h['hops'] / args.requests:6.1f}/request  "
+              f"{h['bytes'] / max(1, h['hops']):9.0f} B/hop  mean {h['mean_ms']:.2f} ms")
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
