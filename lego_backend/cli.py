@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--auth-token", metavar="TOKEN",
                        help="API token every request must carry (Authorization: Bearer, the "
                             "cookie set by /lego/login or ?token=); default $LEGO_AUTH_TOKEN")
+    serve.add_argument("--max-upload-size", type=float, metavar="MB",
+                       help="largest request body or upload in MB (default 100); more gets 413")
     serve.add_argument("--enable-cors-header", metavar="ORIGIN",
                        help="allow this one other origin (e.g. https://app.example) to call the "
                             "API from a browser (default: no CORS headers, cross-site refused)")
@@ -237,8 +239,11 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"lego serve: {err}", file=sys.stderr)
         return 2
     print(f"lego: models {config.models_dir}, output {config.output_dir}", file=sys.stderr)
+    upload: dict[str, int] = {}
+    if args.max_upload_size is not None:
+        upload["max_upload_size"] = int(args.max_upload_size * 1024 * 1024)
     serve(backend, host=host, port=args.port, auth_token=token,
-          cors_origin=args.enable_cors_header)
+          cors_origin=args.enable_cors_header, **upload)
     return 0
 
 

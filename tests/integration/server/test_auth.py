@@ -9,6 +9,7 @@ import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -182,7 +183,8 @@ def test_listen_needs_a_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     started: list[dict] = []
     monkeypatch.setattr("comfy_compat.server.serve",
                         lambda backend, **kw: started.append(kw))
-    monkeypatch.setattr("lego_backend.backend.Backend", lambda config: None)
+    monkeypatch.setattr("lego_backend.backend.Backend",
+                        lambda config: SimpleNamespace(claim_data_dir=lambda: None))
     monkeypatch.setenv("LEGO_HOME", str(tmp_path))
     monkeypatch.delenv("LEGO_AUTH_TOKEN", raising=False)
     assert cli.main(["serve", "--listen"]) == 2
@@ -197,8 +199,9 @@ def test_listen_needs_a_token(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     assert cli.main(["serve", "--listen", "192.0.2.1"]) == 0
     assert started[-1]["host"] == "192.0.2.1" and started[-1]["auth_token"] == TOKEN
     monkeypatch.delenv("LEGO_AUTH_TOKEN")
-    assert cli.main(["serve"]) == 0  # loopback: no token needed
+    assert cli.main(["serve", "--max-upload-size", "2.5"]) == 0  # loopback: no token needed
     assert started[-1]["host"] == "127.0.0.1" and started[-1]["auth_token"] is None
+    assert started[-1]["max_upload_size"] == int(2.5 * 1024 * 1024)
     assert bind_error("::1", None) is None and bind_error("10.0.0.1", None)
 
 
