@@ -124,7 +124,7 @@ class Backend:
             self._store.close()
 
     def _recover(self) -> None:
-        """Prompts a previous server process left queued or running: re-queued in their run
+        """Prompts a previous server process left queued or running: re-queued in their queue
         order, or recorded as failed with the reason (storage/recovery.py)."""
         assert self._store is not None
         left = plan_recovery(self._store.unfinished(), self.config.on_restart,
@@ -387,8 +387,6 @@ class Backend:
             deadline = self._deadlines.get(record.prompt_id, float("inf"))
         record.status = "running"
         record.start_time = int(time.time() * 1000)
-        if self._store is not None:
-            self._store.started(record.prompt_id, record.start_time)
         self._emit_queue_status()
         extra = record.extra_data
         ctx = RunContext(self.paths, self.tensors, lane.services, self._emit, cancel,
@@ -399,6 +397,8 @@ class Backend:
                          deadline=deadline, lora_async_steps=self.config.lora_async_steps)
         started = time.monotonic()
         try:
+            if self._store is not None:  # inside: a failed write fails this prompt, not the runner
+                self._store.started(record.prompt_id, record.start_time)
             lane.cache.trim()
             execute(record, plan, ctx, lane.cache)
         except Exception as exc:  # a bug outside any node: fail this prompt, keep serving
