@@ -3,7 +3,8 @@
 
     lego sim --cluster gpus=64,mem=80GiB [--profile FILE] [--trace sweep|TRACE] [--mix MIX]
              [--mode micro|monolithic|both] --out DIR
-    lego profile --out FILE [--sizes 64,128] [--batches 1,2,4,8] [--reps 3]
+    lego sim --speed [--speed-gpus 8,64,512] [--speed-requests 20000] [--out DIR]
+    lego profile --out FILE [--sizes 64,128] [--batches 1,2,4,8] [--reps 5]
 
 TRACE: `sweep` (default: a Poisson rate sweep and a burst sweep, as `lego bench`),
 `poisson:rate=R[,duration=S]`, `bursty:base=R,mult=M[,start=S,window=S,duration=S]`,
@@ -32,7 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trace", default="sweep", help="sweep (default) or a single trace")
     p.add_argument("--mix", default="default", help="default, toy, or a mix JSON file")
     p.add_argument("--mode", default="both", choices=["micro", "monolithic", "both"])
-    p.add_argument("--out", required=True, type=Path, help="folder for results.json and plots")
+    p.add_argument("--out", type=Path, help="folder for results.json and plots (required "
+                                           "unless --speed)")
+    p.add_argument("--speed", action="store_true",
+                   help="measure the simulator's own speed (requests per minute at 8/64/512 "
+                        "GPUs; sim/speed.py) instead of running a study")
     p.add_argument("--slo-scale", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=20240601)
     p.add_argument("--quick", action="store_true", help="fewer and shorter sweep points")
@@ -103,7 +108,15 @@ def _run_single(args: argparse.Namespace, profile: Any, mix: Any, sim: SimConfig
 
 
 def main_sim(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.speed:
+        from lego_backend.sim.speed import main as speed_main
+        return speed_main(argv)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.out is None:
+        parser.error("--out is required (unless --speed)")
     from lego_backend.bench.results import validate_results
     from lego_backend.sim.study import StudyConfig, quick_study, run_study
     try:

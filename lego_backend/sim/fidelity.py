@@ -1,85 +1,164 @@
-"""Fidelity check: replay the arrivals of a `lego bench` run through the simulator with a profile
-measured on the same machine (`lego profile --sizes 64,128`), and compare latency percentiles
-point by point.
+"""Fidelity check: replay the traces of a `lego bench` run through the simulator with a CPU
+profile measured on the same machine (`lego profile`), and compare latency percentiles and SLO
+attainment point by point.
 
     python -m lego_backend.sim.fidelity BENCH_RESULTS.json CPU_PROFILE.json [--out FILE]
 
-Mapping of the bench mix (lego_backend/bench/mix.py) onto simulated requests, per kind: txt2img
-and img2img = `steps` denoiser steps (img2img's VAE encode is taken as one more decode's worth,
-approximated by nothing: it is under a millisecond at 64 px); the LoRA kinds add their LoRA;
-ControlNet adds one ControlNet per step; hires fix = the first pass plus a second pass at
-hires_size, costed as extra 64-px steps in the ratio of the measured step times. The kinds come
-from the bench's own RequestFactory with the bench's seeds, so the sim sees the same sequence."""
+What is replayed is the bench's own trace: each sweep point's arrivals (the bench's trace
+functions and seeds) and request kinds (the bench's RequestFactory with the bench's seeds), and
+the SLO each request carried (the bench's `slo_ms` per kind, from monolithic's standalone runs).
+The simulated cluster is one CPU host running `lego serve` in the point's mode. Requests still
+running at the client's timeout (`timeout_slo_factor` x SLO) count as timeouts and are left out
+of the percentiles, as the bench does (bench/stats.py computes both sides' figures).
+
+Bench kinds as simulated requests (lego_backend/bench/mix.py): txt2img = `steps` steps at
+`size`; the LoRA kinds apply their LoRA on every step (and are their own monolithic workers);
+ControlNet adds a ControlNet call per step; img2img VAE-encodes its input first (denoise < 1
+still runs `steps` steps); hires fix adds a second pass of `hires_steps` at `hires_size` and
+decodes at that size."""
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from lego_backend.bench import mix as bench_mix
-from lego_backend.bench.config import BenchConfig, full_config
-from lego_backend.bench.trace import poisson_arrivals
+from lego_backend.bench.client import ClientLimits
+from lego_backend.bench.config import full_config
+from lego_backend.bench.stats import OK, TIMEOUT, RequestResult, summarize
+from lego_backend.bench.trace import BurstSpec, bursty_arrivals, poisson_arrivals
 from lego_backend.sim.placement import ClusterSpec
 from lego_backend.sim.profile import Profile, load_profile
-from lego_backend.sim.simulate import SimConfig, simulate
+from lego_backend.sim.simulate import SimConfig, Simulation, standalone_s
 from lego_backend.sim.workload import SimRequest
 
+CHECKPOINT = "demo-sd15"
 
-def _requests(kinds: list[str], arrivals: list[float], profile: Profile, steps: int,
-              hires_steps: int) -> list[SimRequest]:
-    base = min(profile.models.values(), key=lambda m: m.resolution)
-    big = max(profile.models.values(), key=lambda m: m.resolution)
-    hires_equiv = round(steps + hires_steps * big.step(1) / base.step(1))
+
+def _model_kind(profile: Profile, size: int) -> str:
+    """The profile's model kind measured at `size` px (or the nearest size it has)."""
+    return min(profile.models.values(), key=lambda m: abs(m.resolution - size)).kind
+
+
+def bench_request(index: int, arrival: float, kind: str, mix: dict[str, Any],
+                  profile: Profile, slo_s: float | None) -> SimRequest:
+    base = _model_kind(profile, int(mix.get("size", 64)))
+    steps = int(mix["steps"])
+    loras: tuple[str, ...] = ()
+    cns: tuple[str, ...] = ()
+    passes: tuple[tuple[str, int], ...] = ()
+    if kind in (bench_mix.LORA_A, bench_mix.LORA_B):
+        loras = (f"lora-{kind}",)
+    elif kind == bench_mix.CONTROLNET:
+        cns = ("controlnet-0",)
+    elif kind == bench_mix.HIRES:
+        passes = ((_model_kind(profile, int(mix.get("hires_size", 128))),
+                   int(mix["hires_steps"])),)
+    return SimRequest(index, arrival, CHECKPOINT, base, steps, loras, cns, passes,
+                      image_input=kind == bench_mix.IMG2IMG, slo_s=slo_s, workflow=kind)
+
+
+def _points(bench: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     out = []
-    for i, (t, kind) in enumerate(zip(arrivals, kinds)):
-        loras: tuple[str, ...] = ()
-        cns: tuple[str, ...] = ()
-        n = steps
-        if kind in (bench_mix.LORA_A, bench_mix.LORA_B):
-            loras = (f"{base.kind}-lora-{kind}",)
-        elif kind == bench_mix.CONTROLNET:
-            cns = (f"{base.kind}-cn-0",)
-        elif kind == bench_mix.HIRES:
-            n = hires_equiv
-        out.append(SimRequest(i, t, "demo-sd15", base.kind, n, loras, cns))
+    for mode, entry in bench["modes"].items():
+        for sweep in ("rate", "burst"):
+            for p in entry.get(f"{sweep}_sweep", []):
+                if p.get("trace"):
+                    out.append((mode, sweep, p))
     return out
+
+
+def _arrivals(trace: dict[str, Any]) -> list[float]:
+    if trace["kind"] == "poisson":
+        arrivals = poisson_arrivals(trace["rate"], trace["duration_s"], trace["seed"])
+    else:
+        spec = BurstSpec(trace["base_rate"], trace["multiplier"], trace["window_start_s"],
+                         trace["window_s"], trace["duration_s"])
+        arrivals = bursty_arrivals(spec, trace["seed"])
+    return arrivals or [0.0]  # as the bench: a point is never empty
+
+
+def _rel(sim: float | None, bench: float | None) -> float | None:
+    if sim is None or not bench:
+        return None
+    return round((sim - bench) / bench, 4)
 
 
 def compare(bench: dict[str, Any], profile: Profile) -> dict[str, Any]:
     cfg_doc = bench["config"]
-    cfg: BenchConfig = full_config(seed=cfg_doc["seed"], slo_scale=cfg_doc["slo_scale"])
-    mix_cfg = replace(cfg.mix, steps=cfg_doc["mix"]["steps"],
-                      hires_steps=cfg_doc["mix"]["hires_steps"])
+    cfg = full_config(seed=cfg_doc["seed"])  # point seeds depend on the seed only
+    mix = cfg_doc["mix"]
+    mix_cfg = bench_mix.MixConfig(steps=mix["steps"], hires_steps=mix["hires_steps"])
+    slo_ms: dict[str, float] = cfg_doc.get("slo_ms") or {}
+    limits = ClientLimits(timeout_slo_factor=cfg_doc.get("timeout_slo_factor", 3.0))
     prompts = bench_mix.load_prompts()
     points = []
-    for mode, entry in bench["modes"].items():
-        for p in entry.get("rate_sweep", []):
-            tr = p.get("trace") or {}
-            if p.get("p50_ms") is None or tr.get("kind") != "poisson":
-                continue
-            arrivals = poisson_arrivals(tr["rate"], tr["duration_s"], tr["seed"]) or [0.0]
-            factory = bench_mix.RequestFactory(mix_cfg, prompts,
-                                               cfg.point_seed("rate", p["value"]))
-            kinds = [r.kind for r in factory.draw(len(arrivals))]
-            reqs = _requests(kinds, arrivals, profile, mix_cfg.steps, mix_cfg.hires_steps)
-            res = simulate(profile, SimConfig(mode=mode, cluster=ClusterSpec(gpus=1),
-                                              slo_scale=cfg.slo_scale), reqs)
-            row = {"mode": mode, "rate": p["value"], "n": len(reqs),
-                   "bench_p50_ms": p["p50_ms"], "sim_p50_ms": res.p50_ms,
-                   "bench_p95_ms": p["p95_ms"], "sim_p95_ms": res.p95_ms,
-                   "bench_attainment": p["attainment"], "sim_attainment": res.attainment}
-            for q in ("p50", "p95"):
-                b, s = row[f"bench_{q}_ms"], row[f"sim_{q}_ms"]
-                row[f"{q}_rel_error"] = round((s - b) / b, 4) if b and s is not None else None
-            points.append(row)
-    errs = [abs(r[k]) for r in points for k in ("p50_rel_error", "p95_rel_error")
-            if r[k] is not None]
-    return {"points": points, "max_abs_rel_error": max(errs) if errs else None,
-            "mean_abs_rel_error": round(sum(errs) / len(errs), 4) if errs else None,
-            "bench_machine": bench.get("machine"), "profile": profile.name}
+    for mode, sweep, p in _points(bench):
+        arrivals = _arrivals(p["trace"])
+        factory = bench_mix.RequestFactory(mix_cfg, prompts, cfg.point_seed(sweep, p["value"]))
+        kinds = [r.kind for r in factory.draw(len(arrivals))]
+        reqs = [bench_request(i, t, k, mix, profile,
+                              slo_ms[k] / 1000.0 if k in slo_ms else None)
+                for i, (t, k) in enumerate(zip(arrivals, kinds))]
+        sim = Simulation(profile, SimConfig(mode=mode, cluster=ClusterSpec(gpus=1),
+                                            slo_scale=cfg_doc.get("slo_scale", 5.0)), reqs)
+        sim.run()
+        results = []
+        for r, kind in zip(reqs, kinds):
+            slo = 1000.0 * r.slo_s if r.slo_s is not None else None
+            lat = sim.latency_of.get(r.index)
+            ms = None if lat is None else 1000.0 * lat
+            timed_out = ms is None or ms > 1000.0 * limits.request_timeout_s(slo)
+            results.append(RequestResult(r.index, kind, r.arrival, r.arrival,
+                                         TIMEOUT if timed_out else OK,
+                                         None if timed_out else round(ms, 3), slo))
+        stats = summarize(results, 0.0)
+        row = {"mode": mode, "sweep": sweep, "value": p["value"], "n": len(reqs),
+               "bench_p50_ms": p["p50_ms"], "sim_p50_ms": stats.p50_ms,
+               "bench_p95_ms": p["p95_ms"], "sim_p95_ms": stats.p95_ms,
+               "bench_attainment": p["attainment"], "sim_attainment": stats.attainment,
+               "bench_timeouts": p.get("timeouts"), "sim_timeouts": stats.timeouts}
+        row["p50_rel_error"] = _rel(stats.p50_ms, p["p50_ms"])
+        row["p95_rel_error"] = _rel(stats.p95_ms, p["p95_ms"])
+        row["attainment_rel_error"] = _rel(stats.attainment, p["attainment"])
+        points.append(row)
+    return {"points": points, "summary": summarize_errors(points),
+            "standalone_ms": standalone_check(bench, profile),
+            "bench_machine": bench.get("machine"), "profile": profile.name,
+            "profile_measured": profile.meta.get("measured")}
+
+
+def summarize_errors(points: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and median |relative error| per metric, and the share of points within 15%."""
+    out: dict[str, Any] = {}
+    for metric in ("p50", "p95", "attainment"):
+        errs = [abs(r[f"{metric}_rel_error"]) for r in points
+                if r[f"{metric}_rel_error"] is not None]
+        if errs:
+            out[metric] = {"mean_abs": round(sum(errs) / len(errs), 4),
+                           "median_abs": round(statistics.median(errs), 4),
+                           "max_abs": round(max(errs), 4),
+                           "within_15pct": round(sum(e <= 0.15 for e in errs) / len(errs), 4),
+                           "points": len(errs)}
+    return out
+
+
+def standalone_check(bench: dict[str, Any], profile: Profile) -> dict[str, Any]:
+    """Per bench kind: the simulator's standalone latency (forwards + overheads) next to the
+    bench's own standalone runs and the profile's end-to-end check runs."""
+    mix = bench["config"]["mix"]
+    checks = (profile.meta.get("checks") or {}).get("standalone_ms", {})
+    out = {}
+    for kind in bench_mix.KINDS:
+        r = bench_request(0, 0.0, kind, mix, profile, None)
+        row = {"sim": round(1000 * standalone_s(profile, r), 3), "profile_check": checks.get(kind)}
+        for mode, entry in bench["modes"].items():
+            row[f"bench_{mode}"] = (entry.get("standalone_ms") or {}).get(kind)
+        out[kind] = row
+    return out
 
 
 def main(argv: list[str]) -> int:
@@ -91,12 +170,17 @@ def main(argv: list[str]) -> int:
     args = p.parse_args(argv)
     report = compare(json.loads(args.bench_results.read_text("utf-8")),
                      load_profile(args.profile))
+
+    def pct(x: float | None) -> str:
+        return "   -" if x is None else f"{x:+.0%}"
     for r in report["points"]:
-        print(f"{r['mode']:<11} rate {r['rate']:<7} p50 bench {r['bench_p50_ms']:>9} sim "
-              f"{r['sim_p50_ms']:>9} ({r['p50_rel_error']:+.0%})  p95 bench "
-              f"{r['bench_p95_ms']:>9} sim {r['sim_p95_ms']:>9} ({r['p95_rel_error']:+.0%})")
-    print(f"mean |error| {report['mean_abs_rel_error']}, max |error| "
-          f"{report['max_abs_rel_error']}")
+        print(f"{r['mode']:<11}{r['sweep']:<6}{r['value']:<8.4g} n {r['n']:<3} p50 bench "
+              f"{r['bench_p50_ms']} sim {r['sim_p50_ms']} ({pct(r['p50_rel_error'])})  p95 "
+              f"bench {r['bench_p95_ms']} sim {r['sim_p95_ms']} ({pct(r['p95_rel_error'])})  "
+              f"attainment {r['bench_attainment']:.2f} vs {r['sim_attainment']:.2f}")
+    for kind, row in report["standalone_ms"].items():
+        print(f"standalone {kind:<20} {row}")
+    print(json.dumps(report["summary"]))
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n", "utf-8")
     return 0

@@ -56,3 +56,16 @@ def test_log_and_diurnal_traces_run(tmp_path) -> None:
         doc = json.loads((out / "results.json").read_text("utf-8"))
         assert validate_results(doc) == [] and list(doc["modes"]) == ["micro"]
         assert doc["config"]["trace"]["kind"] == trace.split(":")[0]
+
+
+def test_speed_benchmark_reports_requests_per_minute(tmp_path) -> None:
+    """`lego sim --speed` is a benchmark: it runs and reports, it asserts no speed."""
+    import json
+
+    from lego_backend.sim.cli import main_sim
+    assert main_sim(["--speed", "--speed-gpus", "2", "--speed-requests", "300", "--mode",
+                     "micro", "--out", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "speed.json").read_text())
+    (point,) = doc["points"]
+    assert point["gpus"] == 2 and point["requests"] > 200
+    assert point["requests_per_wall_minute"] > 0 and point["events"] > 0

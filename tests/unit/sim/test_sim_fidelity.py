@@ -1,29 +1,62 @@
-"""The fidelity tool replays a bench run's own arrivals and kinds through the simulator."""
+"""The fidelity tool replays a bench run's own traces (arrivals, kinds, SLOs) through the
+simulator and reports the error per point."""
 from __future__ import annotations
 
 from sim_helpers import toy_doc
 
-from lego_backend.sim.fidelity import compare
+from lego_backend.bench.mix import KINDS
+from lego_backend.sim.fidelity import bench_request, compare
 from lego_backend.sim.profile import profile_from_dict
 
 
-def _bench(p50: float, p95: float) -> dict:
-    point = {"value": 4.0, "attainment": 1.0, "passed": True, "p50_ms": p50, "p95_ms": p95,
-             "trace": {"kind": "poisson", "rate": 4.0, "duration_s": 5.0, "seed": 7}}
-    return {"config": {"seed": 1, "slo_scale": 5.0, "mix": {"steps": 4, "hires_steps": 4}},
+def _bench(p50: float, p95: float, slo_ms: float = 1000.0) -> dict:
+    rate = {"value": 4.0, "attainment": 1.0, "passed": True, "p50_ms": p50, "p95_ms": p95,
+            "trace": {"kind": "poisson", "rate": 4.0, "duration_s": 5.0, "seed": 7}}
+    burst = {"value": 2.0, "attainment": 1.0, "passed": True, "p50_ms": p50, "p95_ms": p95,
+             "trace": {"kind": "bursty", "base_rate": 2.0, "multiplier": 2.0,
+                       "window_start_s": 1.0, "window_s": 2.0, "duration_s": 5.0, "seed": 9}}
+    return {"config": {"seed": 1, "slo_scale": 5.0, "timeout_slo_factor": 2.0,
+                       "mix": {"steps": 4, "hires_steps": 2, "size": 64, "hires_size": 128},
+                       "slo_ms": {k: slo_ms for k in KINDS}},
             "machine": {"cpu_count": 2},
-            "modes": {"monolithic": {"rate_sweep": [point]}, "micro": {"rate_sweep": [point]}}}
+            "modes": {"monolithic": {"rate_sweep": [rate], "burst_sweep": [burst],
+                                     "standalone_ms": {"txt2img": 50.0}},
+                      "micro": {"rate_sweep": [rate], "burst_sweep": []}}}
 
 
 def test_compare_reports_relative_errors_per_point() -> None:
     profile = profile_from_dict(toy_doc(), "toy")
-    # toy standalone for 4 steps: 5 + 4 x 10 + 5 = 50 ms; a bench that saw exactly the
-    # simulated figures has zero error
     report = compare(_bench(50.0, 60.0), profile)
-    assert len(report["points"]) == 2
+    assert [(r["mode"], r["sweep"]) for r in report["points"]] == [
+        ("monolithic", "rate"), ("monolithic", "burst"), ("micro", "rate")]
     for row in report["points"]:
         assert row["n"] > 5 and row["sim_p50_ms"] is not None
         assert row["p50_rel_error"] == round((row["sim_p50_ms"] - 50.0) / 50.0, 4)
     exact = report["points"][0]
     again = compare(_bench(exact["sim_p50_ms"], exact["sim_p95_ms"]), profile)
     assert again["points"][0]["p50_rel_error"] == 0.0 == again["points"][0]["p95_rel_error"]
+    assert report["summary"]["p50"]["points"] == 3
+    # toy standalone of a 4-step txt2img: 5 + 4 x 10 + 5 = 50 ms
+    assert report["standalone_ms"]["txt2img"]["sim"] == 50.0
+    assert report["standalone_ms"]["txt2img"]["bench_monolithic"] == 50.0
+
+
+def test_the_slos_the_bench_requests_carried_decide_attainment() -> None:
+    profile = profile_from_dict(toy_doc(), "toy")
+    loose = compare(_bench(50.0, 60.0, slo_ms=10_000.0), profile)
+    tight = compare(_bench(50.0, 60.0, slo_ms=20.0), profile)  # below any request's time
+    assert all(r["sim_attainment"] == 1.0 for r in loose["points"])
+    assert all(r["sim_attainment"] == 0.0 for r in tight["points"])
+
+
+def test_bench_kinds_map_to_their_work() -> None:
+    doc = toy_doc()
+    doc["models"].append(dict(doc["models"][0], kind="toy128", resolution=128))
+    profile = profile_from_dict(doc, "toy2")
+    mix = {"steps": 20, "hires_steps": 10, "size": 64, "hires_size": 128}
+    reqs = {k: bench_request(0, 0.0, k, mix, profile, 1.0) for k in KINDS}
+    assert reqs["hires_fix"].passes == (("toy128", 10),) and reqs["hires_fix"].steps == 20
+    assert reqs["img2img"].image_input and reqs["img2img"].steps == 20
+    assert reqs["txt2img_lora_a"].loras != reqs["txt2img_lora_b"].loras
+    assert reqs["txt2img_controlnet"].controlnets
+    assert len({r.kind for r in reqs.values()}) == len(KINDS)  # one monolithic worker each

@@ -76,3 +76,59 @@ def test_speed_smoke(toy_profile, toy_mix) -> None:
     reqs = _requests(toy_mix, toy_profile, rate=50.0, duration=60.0)
     res = simulate(toy_profile, SimConfig(cluster=ClusterSpec(gpus=8)), reqs)
     assert res.completed == len(reqs) > 2000 and res.events > len(reqs)
+
+
+def _mixed_requests(profile, n_gpus: int, rate: float, seed: int = 5):
+    from lego_backend.sim.workload import Checkpoint, Mix
+    mix = Mix(name="two", checkpoints=(Checkpoint("a", "toy"), Checkpoint("b", "toy")),
+              lora_probability=0.3, controlnet_probability=0.2, loras_per_family=5,
+              controlnets_per_family=2)
+    return _requests(mix, profile, rate=rate * n_gpus, duration=20.0, seed=seed)
+
+
+def test_runs_of_identical_batches_give_the_same_results(toy_profile) -> None:
+    """Coalescing consecutive identical GPU batches into one event is only a shortcut: every
+    request finishes at the same time as batch by batch, with fewer events."""
+    from lego_backend.sim.simulate import Simulation
+    for mode, rate in (("micro", 12.0), ("micro", 3.0), ("monolithic", 4.0)):
+        reqs = _mixed_requests(toy_profile, 4, rate)
+        runs = {}
+        for coalesce in (True, False):
+            sim = Simulation(toy_profile, SimConfig(mode=mode, cluster=ClusterSpec(gpus=4),
+                                                    coalesce=coalesce), reqs)
+            runs[coalesce] = (sim.run(), sim.latency_of, sim.exec.batches_coalesced)
+        (fast, lat_fast, merged), (slow, lat_slow, _) = runs[True], runs[False]
+        assert lat_fast.keys() == lat_slow.keys() and len(lat_fast) > 100
+        assert all(abs(lat_fast[k] - lat_slow[k]) < 1e-9 for k in lat_fast), mode
+        assert fast.mean_denoiser_batch == slow.mean_denoiser_batch
+        assert merged > 0 and fast.events < slow.events
+
+
+def test_the_replica_linger_rule_is_the_servers(monkeypatch, toy_profile, toy_mix) -> None:
+    """The linger each batch boundary passes to pick_batch comes from services/replica.py."""
+    from lego_backend.services import replica
+    seen: list[float] = []
+    real = replica.linger_for
+
+    def spy(linger_s: float, run_s: float) -> float:
+        seen.append(run_s)
+        return real(linger_s, run_s)
+
+    monkeypatch.setattr(replica, "linger_for", spy)
+    simulate(toy_profile, SimConfig(cluster=ClusterSpec(gpus=1)),
+             _requests(toy_mix, toy_profile, rate=20.0, duration=2.0))
+    # the EWMA of batch times it is given: 0 before the first batch, then step-sized
+    assert seen[0] == 0.0 and 0.009 < max(seen) < 0.03
+
+
+def test_strict_admission_uses_the_lanes_measured_parallelism(monkeypatch, toy_profile,
+                                                              toy_mix) -> None:
+    """admit divides the backlog by WorkRate.parallelism: claim 32x and little is refused,
+    claim 1x and overload is refused."""
+    reqs = _requests(toy_mix, toy_profile, rate=60.0, duration=5.0)
+    cfg = SimConfig(cluster=ClusterSpec(gpus=1), strict_admission=True)
+    monkeypatch.setattr(scheduler.WorkRate, "parallelism", lambda self, runners: 32.0)
+    optimistic = simulate(toy_profile, cfg, reqs)
+    monkeypatch.setattr(scheduler.WorkRate, "parallelism", lambda self, runners: 1.0)
+    cautious = simulate(toy_profile, cfg, reqs)
+    assert optimistic.rejected < cautious.rejected
