@@ -13,8 +13,11 @@ and the real services (lego_backend/services/), so the simulator can be checked 
 3. **Per-request overheads**, through a real `lego serve --mode micro` on the demo models, one
    request at a time: the `lego bench` txt2img graph at two step counts (S1 < S2). The latency
    grows by (one step's forward + the per-step overhead) per step, so
-   step overhead = slope - step forward; the POST /prompt round trip is `request_pre` (HTTP,
-   compile, admission); what remains after the forwards, the steps and `request_pre` is
+   step overhead = slope - step forward. Of that, `step_cpu` is CPU work: the server
+   process's CPU time (/proc) grows per step by (the forward's CPU time + step_cpu); the rest
+   of the step overhead is waiting (thread hand-offs, scheduling behind other processes) that
+   does not occupy the cores. The POST /prompt round trip is `request_pre` (HTTP, compile,
+   admission); what remains after the forwards, the steps and `request_pre` is
    `request_post` (image saving, events, the reply). Every bench workflow kind alone is timed
    too and stored under `checks` (the simulator does not read them: `lego_backend.sim.fidelity`
    compares its own predictions with them)."""
@@ -37,6 +40,27 @@ from lego_backend.sim.profile import SCHEMA, validate_profile
 
 DEFAULT_SIZES = "64,128"  # the bench mix: 64 px, hires fix second pass at 128 px
 DEFAULT_BATCHES = "1,2,4,8"  # up to the server's 16-row batch limit (8 CFG requests)
+
+
+def _median_cpu_ms(fn: Callable[[], Any], reps: int) -> float:
+    """CPU time of this process (every thread) per call, median."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t = time.process_time()
+        fn()
+        times.append(time.process_time() - t)
+    return round(1000 * statistics.median(times), 3)
+
+
+def _process_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None elsewhere."""
+    try:
+        import os
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def _median_ms(fn: Callable[[], Any], reps: int) -> float:
@@ -184,6 +208,9 @@ def measure_forwards(models: Path, sizes: list[int], batches: list[int], reps: i
                            "weights_bytes": weights, "load_ms": load_ms,
                            "activation_bytes_per_sample": 0})
     calls = _Calls(store.put, sizes[0], lora)
+    # CPU time of one batch-1 step (every torch thread), to split the per-step overhead
+    out_models[0]["step_cpu_ms_batch1"] = _median_cpu_ms(
+        lambda: services["unet"].run_batch(calls.unet(1)), reps)
     speedup = measure_speedup(lambda: services["unet"].run_batch(calls.unet(1)),
                               speedup_counts, speedup_s)
     for svc in services.values():
@@ -191,8 +218,9 @@ def measure_forwards(models: Path, sizes: list[int], batches: list[int], reps: i
     return out_models, speedup
 
 
-async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: int
-                      ) -> tuple[dict[str, list[float]], list[float]]:
+async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: int,
+                      pid: int | None = None
+                      ) -> tuple[dict[str, list[float]], list[float], dict[str, list[float]]]:
     """Each (bench kind, steps) run alone `reps` times after one warm-up: end-to-end ms as
     the bench measures it (POST -> `executing node:null`), and every POST's round trip."""
     from dataclasses import replace
@@ -202,6 +230,7 @@ async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: i
 
     base_cfg = MixConfig()
     e2e: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}  # the server process's CPU ms per lone request
     posts: list[float] = []
     async with BenchClient(base_url) as client:
         for name, data in input_images(base_cfg).items():
@@ -212,11 +241,15 @@ async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: i
                 cfg = replace(base_cfg, steps=steps)
                 prompt = build_prompt(kind, "a photo of a cat", 1000 + rep, cfg)
                 req = BenchRequest(kind, prompt)
+                c0 = _process_cpu_s(pid)
                 res = await client.run_one(req)
+                c1 = _process_cpu_s(pid)
                 if res.latency_ms is None:
                     raise RuntimeError(f"{kind} at {steps} steps failed: {res.detail}")
                 if rep:
                     e2e.setdefault(f"{kind}@{steps}", []).append(res.latency_ms)
+                    if c0 is not None and c1 is not None:
+                        cpu.setdefault(f"{kind}@{steps}", []).append(1000 * (c1 - c0))
                 # the POST alone (compile + admission): submit, time the reply, let it finish
                 t = loop.time()
                 resp = await client.http.post("/prompt", json=prompt_body(
@@ -230,7 +263,7 @@ async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: i
                     if not q.get("queue_running") and not q.get("queue_pending"):
                         break
                     await asyncio.sleep(0.05)
-    return e2e, posts
+    return e2e, posts, cpu
 
 
 def measure_overheads(models: Path, model: dict[str, Any], s1: int, s2: int, reps: int,
@@ -243,7 +276,8 @@ def measure_overheads(models: Path, model: dict[str, Any], s1: int, s2: int, rep
     default_steps = MixConfig().steps
     kinds_steps += [(k, default_steps) for k in KINDS if (k, default_steps) not in kinds_steps]
     with ServerProcess(ServerSpec(mode="micro", models=models, workdir=workdir)) as server:
-        e2e, posts = asyncio.run(_time_alone(server.base_url, kinds_steps, reps))
+        e2e, posts, cpu = asyncio.run(_time_alone(server.base_url, kinds_steps, reps,
+                                                  server.pid))
     med = {k: statistics.median(v) for k, v in e2e.items()}
     slope = (med[f"txt2img@{s2}"] - med[f"txt2img@{s1}"]) / (s2 - s1)
     step_over = max(0.0, slope - row["step_ms"])
@@ -252,6 +286,11 @@ def measure_overheads(models: Path, model: dict[str, Any], s1: int, s2: int, rep
                - row["decode_ms"])
     overhead = {"request_pre": round(pre, 3), "request_post": round(post, 3),
                 "step": round(step_over, 3)}
+    if f"txt2img@{s1}" in cpu and f"txt2img@{s2}" in cpu:
+        c1, c2 = (statistics.median(cpu[f"txt2img@{s}"]) for s in (s1, s2))
+        cpu_slope = (c2 - c1) / (s2 - s1)
+        step_cpu = cpu_slope - model.get("step_cpu_ms_batch1", row["step_ms"])
+        overhead["step_cpu"] = round(min(step_over, max(0.0, step_cpu)), 3)
     print(f"[profile] overheads ms {overhead} (txt2img alone: {s1} steps "
           f"{med[f'txt2img@{s1}']:.1f}, {s2} steps {med[f'txt2img@{s2}']:.1f})",
           file=sys.stderr, flush=True)
@@ -259,6 +298,8 @@ def measure_overheads(models: Path, model: dict[str, Any], s1: int, s2: int, rep
                                 if k.endswith(f"@{default_steps}")},
               "txt2img_ms_by_steps": {str(s1): round(med[f"txt2img@{s1}"], 3),
                                       str(s2): round(med[f"txt2img@{s2}"], 3)},
+              "server_cpu_ms_by_steps": {k.split("@")[1]: round(statistics.median(v), 3)
+                                         for k, v in cpu.items() if k.startswith("txt2img@")},
               "note": "end-to-end latency of each lego bench kind alone on `lego serve --mode "
                       "micro`; not read by the simulator"}
     return overhead, checks

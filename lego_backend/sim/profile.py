@@ -12,7 +12,8 @@ Optional parts (a measured CPU profile has them; the published GPU profile does 
 - `host.concurrency_speedup`: {k: total throughput of k concurrent jobs / one job};
 - `overhead_ms`: per-request work outside the model forwards: `request_pre` (HTTP, graph
   compile, admission), `request_post` (image saving, events, the reply) and `step` (sampler
-  math, progress event and hand-offs around each denoiser step);
+  math, progress event and hand-offs around each denoiser step), of which `step_cpu` is CPU
+  work (the rest is waiting that does not occupy the cores);
 - per row `lora_step_ms` (a step whose every row applies a LoRA) and `vae_encode_ms` (img2img's
   image encode)."""
 from __future__ import annotations
@@ -30,7 +31,7 @@ COMPONENTS = ("unet", "text_encoder", "vae", "controlnet", "lora")
 ROW_FIELDS = ("batch", "step_ms", "controlnet_step_ms", "encode_ms", "decode_ms")
 OPTIONAL_ROW_FIELDS = ("lora_step_ms", "vae_encode_ms")
 DEVICE_TYPES = ("gpu", "cpu")
-OVERHEADS = ("request_pre", "request_post", "step")
+OVERHEADS = ("request_pre", "request_post", "step", "step_cpu")
 DEFAULT_PROFILE = "gpu-published.json"
 
 
@@ -100,6 +101,13 @@ class Overheads:
     request_pre: float = 0.0
     request_post: float = 0.0
     step: float = 0.0
+    # the part of `step` that is CPU work (shares a CPU host's cores); the rest is waiting
+    # (thread hand-offs, scheduling) that overlaps with other requests. Default: all of it.
+    step_cpu: float = -1.0
+
+    def __post_init__(self) -> None:
+        if self.step_cpu < 0:
+            object.__setattr__(self, "step_cpu", self.step)
 
 
 @dataclass(frozen=True)

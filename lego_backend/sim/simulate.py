@@ -264,7 +264,7 @@ class Simulation:
         slo = r.slo_s if r.slo_s is not None else self.cfg.slo_scale * solo
         st = _Req(r, mp, passes, slo, solo)
         self._attach(st, self._route(r))
-        self._cpu_work(st, self.over.request_pre, self._admit, st)
+        self._overhead(st, self.over.request_pre, self.over.request_pre, self._admit, st)
 
     def _admit(self, st: _Req) -> None:
         lane, gpu = st.lane, st.gpu
@@ -323,17 +323,22 @@ class Simulation:
         call.op = op
         self.exec.submit(unit, call)
 
-    def _cpu_work(self, st: _Req, work: float, fn: Callable[..., None], *args: Any) -> None:
-        """Per-request work outside the forwards: on a CPU host it shares the cores."""
-        if work <= 0.0:
+    def _overhead(self, st: _Req, seconds: float, cpu: float, fn: Callable[..., None],
+                  *args: Any) -> None:
+        """Per-request time outside the forwards, `seconds` alone: the `cpu` part of it is
+        work that shares a CPU host's cores, the rest is waiting (thread hand-offs, I/O) that
+        overlaps with everything else. Then `fn(*args)`."""
+        if seconds <= 0.0:
             fn(*args)
             return
         gpu = st.gpu
         assert gpu is not None
-        if gpu.cores is not None:
-            gpu.cores.run(work, fn, *args)
+        if gpu.cores is None or cpu <= 0.0:
+            self.loop.at(self.loop.now + seconds, fn, *args)
+        elif cpu >= seconds:
+            gpu.cores.run(seconds, fn, *args)
         else:
-            self.loop.at(self.loop.now + work, fn, *args)
+            gpu.cores.run(cpu, self.loop.after, seconds - cpu, fn, *args)
 
     def _sample(self, st: _Req) -> None:
         """Text (and image) encoded: the first sampling pass starts."""
@@ -429,7 +434,7 @@ class Simulation:
                     st.u_step.queue.append(call)
                     continue
                 if o_step > 0.0:
-                    self._cpu_work(st, o_step, self._after_step, st)
+                    self._overhead(st, o_step, self.over.step_cpu, self._after_step, st)
                 else:
                     self._after_step(st)
             elif op == CONTROLNET:
@@ -449,7 +454,8 @@ class Simulation:
             elif op == IMAGE_ENCODE:
                 self._sample(st)
             else:
-                self._cpu_work(st, self.over.request_post, self._done, st)
+                self._overhead(st, self.over.request_post, self.over.request_post, self._done,
+                               st)
 
     def _done(self, st: _Req) -> None:
         now = self.loop.now

@@ -134,3 +134,16 @@ def test_profile_optional_parts_are_validated() -> None:
     # the speedup curve: linear between measured job counts, flat past the last
     doc["host"] = {"concurrency_speedup": {"2": 1.8, "4": 2.0}}
     assert profile_from_dict(doc).speedup == pytest.approx((1.0, 1.8, 1.9, 2.0))
+
+
+def test_only_the_cpu_part_of_the_step_overhead_shares_the_cores() -> None:
+    """Two monolithic workers at once on one core's worth: forwards and CPU work take twice
+    as long, the waiting part of the per-step overhead (hand-offs) does not."""
+    reqs = [_req(0, 0.0, "a"), _req(1, 0.0, "b")]
+    cfg = SimConfig(mode="monolithic", cluster=ClusterSpec(gpus=1))
+    bare = standalone_s(_cpu(), reqs[0])
+    for cpu_ms, expect in ((3.0, 2 * bare + 10 * 3.0 / 1000 * 2),
+                           (0.0, 2 * bare + 10 * 3.0 / 1000)):
+        sim = Simulation(_cpu(step=3, step_cpu=cpu_ms), cfg, reqs)
+        sim.run()
+        assert list(sim.latency_of.values()) == pytest.approx([expect, expect], rel=1e-6)
