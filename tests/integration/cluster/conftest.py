@@ -2,8 +2,8 @@
 `ray start` on its own loopback address (127.0.0.2 and 127.0.0.3: Ray rewrites 127.0.0.1 to the
 machine's network address, other loopback addresses it keeps), 1 CPU, an 80 MB object store, no
 dashboard, and a custom resource
-naming it (`node_a`, `node_b`) so tests can put services on chosen nodes. Started once per
-session; at the end exactly the processes of this cluster are stopped (found by its own temp
+naming it (`node_a`, `node_b`) so tests can put services on chosen nodes. Started once for
+this package; at the end exactly the processes of this cluster are stopped (found by its own temp
 dir, and their children), never other Ray processes on the machine."""
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def _start(args: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"ray start failed: {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[str]:
     try:
         import ray  # noqa: F401
@@ -127,7 +127,7 @@ def ray_cluster() -> Iterator[str]:
             os.environ["RAY_AUTH_MODE"] = old_auth
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(ray_cluster):
     """This test process connected to the cluster as its driver, services pinned to nodes."""
     from lego_backend.cluster.placement import ActorResources
