@@ -77,6 +77,12 @@ class SimConfig:
     # runners) and rows per batch (every replica's limit)
     cpu_runners: int = BackendConfig.max_concurrent_prompts
     cpu_max_batch_rows: int = BackendConfig.max_batch
+    # where a CPU host's per-step CPU overhead (the profile's overhead_ms.step_cpu) is paid:
+    # "batch" = once per denoiser batch (the replica thread's queueing, concatenation and
+    # hand-backs), "request" = by every request in it (its own sampler math). Alone both are
+    # the same; under load micro's measured latency stayed flat as batches grew, which only
+    # "batch" reproduces (docs/scaling.md, Fidelity)
+    step_cpu_per: str = "batch"
     # run identical consecutive GPU batches in one event (same results; False = batch by
     # batch, for checking that and for tracing)
     coalesce: bool = True
@@ -84,6 +90,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}: expected one of {MODES}")
+        if self.step_cpu_per not in ("batch", "request"):
+            raise ValueError(f"step_cpu_per must be batch or request, not {self.step_cpu_per!r}")
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,11 @@ class Simulation:
         self.fused_lora = not self.micro and not self.cpu  # ComfyUI-style monolithic GPU
         self.laxity = cfg.deadline == "laxity"
         self.over = profile.overhead
+        # per-step overhead: (CPU part charged per request, CPU part per batch, seconds alone)
+        per_batch = self.cpu and cfg.step_cpu_per == "batch"
+        self._step_cpu_req = 0.0 if per_batch else self.over.step_cpu
+        self._step_cpu_batch = self.over.step_cpu if per_batch else 0.0
+        self._step_wait = self.over.step - self._step_cpu_batch
         self.loop = EventLoop()
         self.latency = scheduler.LatencyModel()
         self.rng = random.Random(cfg.seed)
@@ -418,7 +431,7 @@ class Simulation:
             self._submit(st.u_vae, st.k_dec, DECODE, st, 1)
 
     def _finish(self, calls: list[Call]) -> None:
-        o_step = self.over.step
+        o_step = self._step_wait
         fast = self._fast_steps
         now = self.loop.now
         for call in calls:
@@ -434,7 +447,7 @@ class Simulation:
                     st.u_step.queue.append(call)
                     continue
                 if o_step > 0.0:
-                    self._overhead(st, o_step, self.over.step_cpu, self._after_step, st)
+                    self._overhead(st, o_step, self._step_cpu_req, self._after_step, st)
                 else:
                     self._after_step(st)
             elif op == CONTROLNET:
@@ -491,7 +504,7 @@ class Simulation:
                 lora_rows = st.lora if n == 1 else sum(c.state.lora for c in calls)
                 if lora_rows:
                     t += mp.lora_extra(lora_rows, self.cfg.lora_row_overhead, n)
-            return t
+            return t + self._step_cpu_batch
         if op == CONTROLNET:
             return st.passes[st.pass_i].mp.controlnet_step(n)
         if op == ENCODE:
