@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from lego_backend.demo_train.engine_run import SamplerSettings
+from lego_backend.demo_train.train_config import TrainConfig
 
 
 def _shipped() -> Path:
@@ -20,11 +21,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="action", required=True)
     train = sub.add_parser("train", help="train the demo model from scratch (CPU, seeded)")
     train.add_argument("--out", default="demo-train", help="output folder (default demo-train)")
-    train.add_argument("--minutes", type=float, default=42.0, help="wall-time budget")
+    train.add_argument("--minutes", type=float, default=TrainConfig.minutes,
+                       help="wall-time cap; training stops early (and says so) past it")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--pool", type=int, default=16000, help="scenes encoded for the UNet")
+    train.add_argument("--pool", type=int, default=TrainConfig.pool,
+                       help="scenes encoded for the UNet")
     train.add_argument("--tiny", action="store_true",
                        help="tiny architecture (smoke test of the pipeline, draws nothing)")
+    train.add_argument("--vae-steps", type=int, default=TrainConfig.vae_steps)
+    train.add_argument("--unet-steps", type=int, default=TrainConfig.unet_steps)
     train.add_argument("--max-steps", type=int, help="cap VAE and UNet steps (smoke tests)")
     for name in ("eval", "grid"):
         q = sub.add_parser(name, help="measure accuracy on held-out prompts through the engine"
@@ -41,15 +46,16 @@ def _parser() -> argparse.ArgumentParser:
 def main_demo(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     if args.action == "train":
-        from lego_backend.demo_train.train import TrainConfig, run_training
+        from lego_backend.demo_train.train import run_training
 
         if args.minutes <= 0 or args.pool < 16:
             print("lego demo train: --minutes must be > 0 and --pool >= 16", file=sys.stderr)
             return 2
-        steps = args.max_steps
-        run_training(TrainConfig(out=Path(args.out), minutes=args.minutes, seed=args.seed,
-                                 pool=args.pool, tiny=args.tiny, max_vae_steps=steps,
-                                 max_unet_steps=steps))
+        cap = args.max_steps
+        run_training(TrainConfig(
+            out=Path(args.out), minutes=args.minutes, seed=args.seed, pool=args.pool,
+            tiny=args.tiny, vae_steps=min(args.vae_steps, cap or args.vae_steps),
+            unet_steps=min(args.unet_steps, cap or args.unet_steps)))
         return 0
     checkpoint = args.checkpoint or _shipped()
     if not checkpoint.is_file():

@@ -2,6 +2,7 @@
 default workflow runs), so what is measured and shown is what users get."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,9 +52,8 @@ class EngineRunner:
 
         models = work / "models"
         (models / "checkpoints").mkdir(parents=True, exist_ok=True)
-        link = models / "checkpoints" / checkpoint.name
-        if not link.exists():
-            link.symlink_to(Path(checkpoint).resolve())
+        # a copy: the model store lists regular files only
+        shutil.copyfile(checkpoint, models / "checkpoints" / checkpoint.name)
         self.ckpt = checkpoint.name
         cfg = BackendConfig(models_dir=models, output_dir=work / "output",
                             input_dir=work / "input", temp_dir=work / "temp",

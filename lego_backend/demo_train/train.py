@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from lego_backend.demo_train.grid import save_grid
 from lego_backend.demo_train.prompts import GRID_PROMPTS
 from lego_backend.demo_train.scenes import held_out_triples
 from lego_backend.demo_train.tokens import Tokens
+from lego_backend.demo_train.train_config import TrainConfig
 from lego_backend.demo_train.train_unet import Trained, encode_pool, train_unet
 from lego_backend.demo_train.train_vae import (
     SD15_SCALING,
@@ -33,22 +34,6 @@ from lego_backend.demo_train.train_vae import (
 )
 
 CHECKPOINT_NAME = "lego-demo-shapes.safetensors"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    out: Path
-    minutes: float = 42.0
-    seed: int = 0
-    vae_share: float = 0.3  # of the budget
-    pool: int = 16000  # scenes encoded for stage 2
-    vae_batch: int = 16
-    unet_batch: int = 64
-    unet_lr: float = 1e-3
-    side: int = 64
-    tiny: bool = False  # smoke-test architecture and step counts
-    max_vae_steps: int | None = None
-    max_unet_steps: int | None = None
 
 
 class Logger:
@@ -94,7 +79,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         f"{len(exclude)} held-out triples")
 
     vae = train_vae(arch, seed=cfg.seed, seconds=budget * cfg.vae_share, exclude=exclude,
-                    batch=cfg.vae_batch, max_steps=cfg.max_vae_steps, log=log, side=cfg.side)
+                    batch=cfg.vae_batch, max_steps=cfg.vae_steps, log=log, side=cfg.side)
     mean, std = fit_latent_scale(vae, seed=cfg.seed, exclude=exclude, side=cfg.side)
     normalise_latents(vae, mean, std)
     log(f"latent mean {mean.tolist()} std {std.tolist()} (folded into quant convs)")
@@ -116,7 +101,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
                     side=cfg.side)
 
     trained = train_unet(arch, pool, seed=cfg.seed, seconds=remaining, batch=cfg.unet_batch,
-                         lr=cfg.unet_lr, max_steps=cfg.max_unet_steps, log=log,
+                         lr=cfg.unet_lr, max_steps=cfg.unet_steps, log=log,
                          every=checkpoint_grid, every_seconds=max(remaining / 5, 60.0))
     sample_grid(trained, vae, out / "samples_final.png", seed=cfg.seed, side=cfg.side)
     wall, cpu = time.monotonic() - t0, time.process_time() - c0

@@ -99,11 +99,11 @@ def token_rows(tokens: Tokens, items: list[str | list[int]]) -> torch.Tensor:
 
 
 def train_unet(arch: Architecture, pool: LatentPool, *, seed: int, seconds: float,
-               batch: int = 128, lr: float = 1e-3, warmup: int = 200,
+               batch: int = 32, lr: float = 1e-3, warmup: int = 200,
                max_steps: int | None = None, ema_decay: float = 0.999, log: Log = print,
                every: Callable[[Trained], None] | None = None,
                every_seconds: float = 300.0) -> Trained:
-    """Train until `seconds` of wall time (or `max_steps`); returns the EMA modules."""
+    """Train for `max_steps` unless `seconds` of wall time pass first; returns the EMA modules."""
     unet = build_unet(arch, seed + 1).train()
     text = build_text_encoder(arch, seed + 2).train()
     tokens = Tokens()
@@ -129,7 +129,8 @@ def train_unet(arch: Architecture, pool: LatentPool, *, seed: int, seconds: floa
         pred = unet(add_noise(x0, noise, t, acp), t, encoder_hidden_states=cond).sample
         per = (pred - noise).pow(2).mean(dim=(1, 2, 3))
         loss = (per * min_snr_weight(t, acp)).mean()
-        frac = min((time.monotonic() - start) / seconds, 1.0)
+        frac = (time.monotonic() - start) / seconds  # steps, or wall time if it runs out first
+        frac = min(max(frac, step / max_steps) if max_steps else frac, 1.0)
         scale = min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr * scale
@@ -147,5 +148,6 @@ def train_unet(arch: Architecture, pool: LatentPool, *, seed: int, seconds: floa
         if every is not None and time.monotonic() - last_every > every_seconds:
             every(Trained(ema_unet.module, ema_text.module, step))
             last_every = time.monotonic()
-    log(f"unet done: {step} steps")
+    log(f"unet done: {step} steps" + ("" if max_steps is None or step >= max_steps
+                                       else f" (wall-time cap before {max_steps})"))
     return Trained(ema_unet.module, ema_text.module, step)

@@ -16,7 +16,7 @@ import torch
 
 from lego_backend.demo_train.architecture import Architecture, build_vae
 from lego_backend.demo_train.batches import make_batch
-from lego_backend.demo_train.scenes import Triple
+from lego_backend.demo_train.scenes import PALETTE, Scene, Triple
 
 SD15_SCALING = 0.18215
 KL_WEIGHT = 1e-5  # small: sharp reconstructions matter more than a Gaussian latent
@@ -25,13 +25,15 @@ INITIAL_LOGVAR = -8.0
 # learns (edges, colours, shape outlines) can be learned on half-size crops at a quarter of the
 # cost. Crops start on the 8-pixel latent grid, as the full image's latents do.
 CROP_SHARE = 0.7
+SHAPE_WEIGHT = 4.0  # extra loss weight on shape pixels
 Log = Callable[[str], None]
 
 
 def train_vae(arch: Architecture, *, seed: int, seconds: float, exclude: frozenset[Triple],
-              batch: int = 32, lr: float = 2e-3, max_steps: int | None = None,
+              batch: int = 16, lr: float = 2e-3, max_steps: int | None = None,
               log: Log = print, side: int = 64) -> Any:
-    """Train until `seconds` of wall time (or `max_steps`) have passed; returns the VAE."""
+    """Train for `max_steps` (deterministic) unless `seconds` of wall time pass first (a safety
+    cap on a busy machine, logged); returns the VAE."""
     vae = build_vae(arch, seed)
     with torch.no_grad():  # start nearly deterministic: unit sampling noise would drown the
         c = vae.quant_conv.out_channels // 2  # small initial latent means for many steps
@@ -42,20 +44,22 @@ def train_vae(arch: Architecture, *, seed: int, seconds: float, exclude: frozens
     gen = torch.Generator().manual_seed(seed + 12)
     start, step, smooth = time.monotonic(), 0, None
     while time.monotonic() - start < seconds and (max_steps is None or step < max_steps):
-        images = make_batch(rng, batch, exclude, side).images
-        elapsed = (time.monotonic() - start) / seconds
+        data = make_batch(rng, batch, exclude, side)
+        images, weights = data.images, _shape_weights(data.images, data.scenes)
+        # progress through the budget: steps, or wall time if that runs out first
+        frac = (time.monotonic() - start) / seconds
         if max_steps is not None:
-            elapsed = max(elapsed, step / max_steps)
-        if elapsed < CROP_SHARE:  # 4x cheaper steps; full images at the end fit the global parts
-            images = _crops(images, rng, side // 2)
+            frac = max(frac, step / max_steps)
+        if frac < CROP_SHARE:  # 4x cheaper steps; full images at the end fit the global parts
+            images, weights = _crops(images, weights, data.scenes, rng, side // 2)
         post = vae.encode(images).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
         recon = vae.decode(z).sample
-        rec = (recon - images).abs().mean() + (recon - images).pow(2).mean()
+        err = recon - images
+        rec = ((err.abs() + err.pow(2)) * weights).mean() / weights.mean()
         kl = post.kl().mean() / images[0].numel()
         loss = rec + KL_WEIGHT * kl
-        frac = (time.monotonic() - start) / seconds
-        for g in opt.param_groups:  # cosine decay over the time budget
+        for g in opt.param_groups:  # cosine decay over the budget
             g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -67,14 +71,35 @@ def train_vae(arch: Architecture, *, seed: int, seconds: float, exclude: frozens
             log(f"vae step {step} t={time.monotonic() - start:.0f}s rec={smooth:.4f} "
                 f"kl={kl.item():.2f}")
     vae.eval().requires_grad_(False)
-    log(f"vae done: {step} steps")
+    log(f"vae done: {step} steps" + ("" if max_steps is None or step >= max_steps
+                                      else f" (wall-time cap before {max_steps})"))
     return vae
 
 
-def _crops(images: torch.Tensor, rng: np.random.Generator, size: int) -> torch.Tensor:
+def _shape_weights(images: torch.Tensor, scenes: list[Scene]) -> torch.Tensor:
+    """Per-pixel loss weights [n, 1, h, w]: shapes cover a few percent of the pixels, so an
+    unweighted loss learns backgrounds long before it learns the shapes' colours."""
+    bg = torch.tensor([PALETTE[s.background] for s in scenes], dtype=torch.float32)
+    bg = (bg / 127.5 - 1.0).view(-1, 3, 1, 1)
+    shape = (images - bg).abs().amax(dim=1, keepdim=True) > 0.02
+    return 1.0 + SHAPE_WEIGHT * shape.float()
+
+
+def _crops(images: torch.Tensor, weights: torch.Tensor, scenes: list[Scene],
+           rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Crops on the 8-pixel latent grid that hold (the centre of) one of the scene's shapes:
+    a random crop is mostly background, which the model learns early anyway."""
     side = images.shape[-1]
-    offsets = rng.integers(0, (side - size) // 8 + 1, size=(len(images), 2)) * 8
-    return torch.stack([img[:, y:y + size, x:x + size] for img, (y, x) in zip(images, offsets)])
+    starts = range(0, side - size + 1, 8)
+    crops, crop_w = [], []
+    for img, w, scene in zip(images, weights, scenes):
+        shape = scene.shapes[int(rng.integers(len(scene.shapes)))]
+        ox, oy = ([o for o in starts if o + 6 <= c * side <= o + size - 6] or list(starts)
+                  for c in shape.centre)
+        x, y = int(rng.choice(ox)), int(rng.choice(oy))
+        crops.append(img[:, y:y + size, x:x + size])
+        crop_w.append(w[:, y:y + size, x:x + size])
+    return torch.stack(crops), torch.stack(crop_w)
 
 
 @torch.no_grad()

@@ -1,0 +1,21 @@
+"""Settings of a training run (no heavy imports: the CLI reads the defaults for --help)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    out: Path
+    minutes: float = 44.0  # wall-time cap: training stops early (logged) if steps take longer
+    seed: int = 0
+    vae_steps: int = 3000
+    unet_steps: int = 3500
+    vae_share: float = 0.3  # of the wall-time cap, for the VAE
+    pool: int = 16000  # scenes encoded for stage 2
+    vae_batch: int = 16
+    unet_batch: int = 32
+    unet_lr: float = 1e-3
+    side: int = 64
+    tiny: bool = False  # smoke-test architecture
