@@ -9,8 +9,14 @@ from lego_backend.demo_train.captions import POSITION_PHRASES, caption
 from lego_backend.demo_train.evaluate import Accuracy, read_image
 from lego_backend.demo_train.prompts import eval_prompts
 from lego_backend.demo_train.render import render
-from lego_backend.demo_train.scenes import (COLOURS, PALETTE, SHAPES, all_triples,
-                                            held_out_triples, sample_scene)
+from lego_backend.demo_train.scenes import (
+    COLOURS,
+    PALETTE,
+    SHAPES,
+    all_triples,
+    held_out_triples,
+    sample_scene,
+)
 
 
 def test_same_seed_same_scenes_captions_and_pixels() -> None:
