@@ -56,9 +56,9 @@ class Unit:
         self.linger = -1.0  # the replica's linger for that EWMA (-1: not computed yet)
         self.streams = 0  # requests in their sampling loop here (the policy's open_streams)
         self.wake_at = -1.0  # a pending linger wake-up, or -1
-        # a run of identical batches in progress (see Executor): (first batch's start, batch
-        # seconds, batches, the members); None when the unit runs batch by batch
-        self.ahead: tuple[float, float, int, list[Call]] | None = None
+        # a run of batches in progress (see Executor): (first batch's start, the pattern's
+        # batch seconds, the pattern's ops, batches, the members); None: batch by batch
+        self.ahead: tuple[float, tuple[float, ...], tuple[str, ...], int, list[Call]] | None = None
         self.ahead_gen = 0
 
 
@@ -114,26 +114,31 @@ class Executor:
     how long a batch takes alone; `finish(calls)` runs the members' continuations. On a GPU a
     batch takes exactly that long; on a CPU host it is a job on the host's shared cores.
 
-    Runs of identical batches (GPU only, when `repeats(calls)` says how many times the members
-    would come straight back with the same calls): if the policy, asked about the next boundary
-    (the same waiting calls, the members back), picks the same batch again, the batches run
-    back to back in ONE event instead of one event and one policy call each.
-    Anything submitted to the unit meanwhile ends the run at the next boundary, where the
-    policy is asked as usual, so results are the same as batch by batch (tested)."""
+    Runs of batches (GPU only): `plan(calls, op)` says what the members will come straight
+    back with, batch after batch (a pattern of (op, key) repeated: their next denoiser step;
+    or their ControlNet call then their step), and for how many batches. If the policy, asked
+    about every boundary of one period of the pattern (the same waiting calls, the members
+    back with their next calls), picks exactly the members each time, the batches run back to
+    back in ONE event instead of one event and one policy call each. Anything submitted to the
+    unit meanwhile ends the run at the next boundary, where the policy is asked as usual, so
+    results are the same as batch by batch (tested)."""
 
     def __init__(self, loop: Any, linger_s: float,
                  duration: Callable[[Unit, str, list[Call]], float],
                  finish: Callable[[list[Call]], None],
                  batch_limit: Callable[[Call], int] | None = None,
-                 repeats: Callable[[list[Call]], int] | None = None,
-                 advance: Callable[[list[Call], int, float], None] | None = None):
+                 plan: Callable[[list[Call], str],
+                                tuple[tuple[str, ...], tuple[Hashable, ...], int] | None]
+                 | None = None,
+                 advance: Callable[[list[Call], int, float, tuple[str, ...]], None]
+                 | None = None):
         self.loop = loop
         self.linger_s = linger_s
         self._duration = duration
         self._finish = finish
         self._limit = batch_limit
-        self._repeats = repeats  # batches the members can run back to back (1 = no run)
-        self._advance = advance  # (calls, batches done, last boundary time): members' state
+        self._plan = plan  # the members' pattern of calls and how many batches (None: no run)
+        self._advance = advance  # (calls, batches done, last boundary, ops): members' state
         self.policy_calls = 0
         self.batches_coalesced = 0
 
@@ -188,33 +193,47 @@ class Executor:
         if gpu.cores is not None:
             gpu.cores.run(took, self._done, unit, calls)
             return
-        if self._repeats is not None and op == STEP:
-            n = self._repeats(calls)
-            # the same duration again (a first step's one-off costs are behind it) and the
-            # policy would pick the same batch at the next boundary
-            if (n > 1 and self._duration(unit, op, calls) == took
-                    and self._same_again(unit, calls, now + took, took)):
-                unit.ahead = (now, took, n, calls)
-                unit.ahead_gen += 1
-                end = now
-                for _ in range(n):  # the same float sums as batch by batch
-                    end += took
-                self.loop.at(end, self._ahead_done, unit, calls, unit.ahead_gen)
+        if self._plan is not None and (op == STEP or op == CONTROLNET):
+            plan = self._plan(calls, op)
+            if plan is not None and self._run_ahead(unit, calls, took, now, plan):
                 return
         self.loop.at(now + took, self._done, unit, calls)
 
-    def _same_again(self, unit: Unit, calls: list[Call], t: float, took: float) -> bool:
-        """Ask the policy about the next boundary: the calls still waiting (unchanged) and
-        these members, back at time t. Nothing in the decision can change while nothing new
-        arrives: deadlines are fixed, order is by deadline then arrival, and a linger only
-        shortens as the waiting calls age."""
+    def _run_ahead(self, unit: Unit, calls: list[Call], took: float, now: float,
+                   plan: tuple[tuple[str, ...], tuple[Hashable, ...], int]) -> bool:
+        ops, keys, n = plan
+        period = len(ops)
+        # every batch of the pattern costs the same each time (a first step's one-off costs,
+        # already in `took`, are behind it)
+        durs = [self._duration(unit, o, calls) for o in ops]
+        if durs[0] != took:
+            return False
+        t, run_s = now, unit.run_s
+        for i in range(period):  # the policy, at each boundary of one period
+            t += durs[i]
+            run_s = replica_policy.batch_time_ewma(run_s, durs[i])
+            if not self._same_again(unit, calls, keys[(i + 1) % period], t, run_s):
+                return False
+        unit.ahead = (now, tuple(durs), ops, n, calls)
+        unit.ahead_gen += 1
+        end = now
+        for k in range(n):  # the same float sums as batch by batch
+            end += durs[k % period]
+        self.loop.at(end, self._ahead_done, unit, calls, unit.ahead_gen)
+        return True
+
+    def _same_again(self, unit: Unit, calls: list[Call], key: Hashable, t: float,
+                    run_s: float) -> bool:
+        """Ask the policy about a boundary: the calls still waiting (unchanged) and these
+        members, back at time t with calls keyed `key`. Nothing in the decision can change
+        while nothing new arrives: deadlines are fixed, order is by deadline then arrival,
+        and a linger only shortens as the waiting calls age."""
         others = unit.queue
         seq = max((c.seq for c in others), default=0) + 1
         waiting = [scheduler.Waiting(c.key, c.deadline, c.arrived, c.seq, c.rows)
                    for c in others]
-        waiting += [scheduler.Waiting(c.key, c.deadline, t, seq + i, c.rows)
+        waiting += [scheduler.Waiting(key, c.deadline, t, seq + i, c.rows)
                     for i, c in enumerate(calls)]
-        run_s = replica_policy.batch_time_ewma(unit.run_s, took)
         decision = scheduler.pick_batch(waiting, t, unit.max_batch, unit.streams,
                                         replica_policy.linger_for(self.linger_s, run_s))
         self.policy_calls += 1
@@ -223,46 +242,48 @@ class Executor:
             members = members[:self._limit(calls[0])]
         return members == tuple(range(len(others), len(waiting)))
 
-    def _catch_up(self, unit: Unit, calls: list[Call], done: int, last: float,
-                  took: float) -> None:
-        """`done` batches of a run completed, the last at `last`: as if run one by one."""
-        if done <= 0:
-            return
-        for _ in range(done):
-            unit.run_s = replica_policy.batch_time_ewma(unit.run_s, took)
-        unit.linger = replica_policy.linger_for(self.linger_s, unit.run_s)
+    def _catch_up(self, unit: Unit, calls: list[Call], done: int, last: float) -> None:
+        """`done` batches of the run completed, the last at `last`; batch `done` is running:
+        the unit's EWMA, counters and the members' state as if run one by one."""
+        assert unit.ahead is not None and self._advance is not None
+        _, durs, ops, _, _ = unit.ahead
+        period = len(durs)
         gpu = unit.gpu
-        gpu.step_batches += done
-        gpu.step_rows += done * len(calls)
-        gpu.busy_s += done * took
+        for k in range(done):
+            unit.run_s = replica_policy.batch_time_ewma(unit.run_s, durs[k % period])
+        unit.linger = replica_policy.linger_for(self.linger_s, unit.run_s)
+        for k in range(1, done + 1):  # batch 0 was counted when it started
+            gpu.busy_s += durs[k % period]
+            if ops[k % period] == STEP:
+                gpu.step_batches += 1
+                gpu.step_rows += len(calls)
         self.batches_coalesced += done
-        assert self._advance is not None
-        self._advance(calls, done, last)
+        self._advance(calls, done, last, ops)
+        unit.ahead = None
+        unit.started = last
 
     def _ahead_done(self, unit: Unit, calls: list[Call], gen: int) -> None:
         if gen != unit.ahead_gen or unit.ahead is None:
             return  # the run was cut short; its last boundary is a regular event
-        start, took, n, _ = unit.ahead
-        unit.ahead = None
+        start, durs, _, n, _ = unit.ahead
         last = start
-        for _ in range(n - 1):
-            last += took
-        self._catch_up(unit, calls, n - 1, last, took)
-        unit.started = last
+        for k in range(n - 1):
+            last += durs[k % len(durs)]
+        self._catch_up(unit, calls, n - 1, last)
         self._done(unit, calls)
 
     def _cut(self, unit: Unit) -> None:
         """Something new waits: end the run at its next boundary (batches before it stand)."""
         assert unit.ahead is not None
-        start, took, n, calls = unit.ahead
-        unit.ahead = None
+        start, durs, _, n, calls = unit.ahead
         unit.ahead_gen += 1
         now = self.loop.now
-        last, nxt, done = start, start + took, 0
+        period = len(durs)
+        last, nxt, done = start, start + durs[0], 0
         while nxt <= now and done < n - 1:
-            last, nxt, done = nxt, nxt + took, done + 1
-        self._catch_up(unit, calls, done, last, took)
-        unit.started = last
+            done += 1
+            last, nxt = nxt, nxt + durs[done % period]
+        self._catch_up(unit, calls, done, last)
         self.loop.at(nxt, self._done, unit, calls)
 
     def _wake(self, unit: Unit) -> None:

@@ -170,7 +170,7 @@ class Simulation:
         self.rng = random.Random(cfg.seed)
         self.exec = Executor(self.loop, cfg.linger_s, self._duration, self._finish,
                              None if self.cpu else self._limit,
-                             self._repeats if cfg.coalesce else None, self._advance)
+                             self._plan if cfg.coalesce else None, self._advance)
         self._seq = 0  # arrival order of calls (Waiting.seq)
         # steps go straight back to the GPU's queue: no per-step CPU work, no ControlNet
         # call in between, no laxity to recompute (the hot path of large GPU studies)
@@ -513,26 +513,45 @@ class Simulation:
             return st.mp.vae_encode(n)
         return st.passes[-1].mp.decode(n)
 
-    def _repeats(self, calls: list[Call]) -> int:
-        """How many steps in a row these members would come straight back for (1 = no run):
-        plain steps of the current pass, nothing in between (see Executor)."""
+    def _plan(self, calls: list[Call], op: str
+              ) -> tuple[tuple[str, ...], tuple[Hashable, ...], int] | None:
+        """What the members of a batch starting now come straight back with, and for how many
+        batches (see Executor): their next steps of this pass (a step batch of members with
+        no ControlNet), or their step then their next ControlNet call (a ControlNet batch of
+        members with one ControlNet, the same step key). None: no run."""
         if not self._fast_steps:
-            return 1
-        n = 1 << 30
+            return None
+        st0 = calls[0].state
+        step_key = st0.passes[st0.pass_i].key
+        left = 1 << 30
+        cns = 0 if op == STEP else 1
         for c in calls:
             st = c.state
-            if st.cn_units:
-                return 1
-            left = st.pass_steps - st.step
-            n = min(n, left)
-        return n
+            if len(st.cn_units) != cns or st.penalty or st.passes[st.pass_i].key != step_key:
+                return None
+            left = min(left, st.pass_steps - st.step)
+        if op == STEP:
+            return ((STEP,), (step_key,), left) if left > 1 else None
+        return (CONTROLNET, STEP), (calls[0].key, step_key), 2 * left
 
-    def _advance(self, calls: list[Call], done: int, last: float) -> None:
-        """Members of a run of batches completed `done` steps, the last at time `last`."""
+    def _advance(self, calls: list[Call], done: int, last: float, ops: tuple[str, ...]
+                 ) -> None:
+        """Members of a run are `done` batches in (the run's pattern of `ops`), the last
+        boundary at `last`: their state as if each batch had been run and resubmitted."""
+        cycles, phase = divmod(done, len(ops))
         for c in calls:
-            c.state.step += done
+            st = c.state
+            st.step += cycles
             c.arrived = last
             c.seq = self._seq = self._seq + 1
+            if len(ops) > 1:  # ControlNet then step: which of the two is running now
+                kind = st.passes[st.pass_i].mp.kind
+                if ops[phase] == CONTROLNET:
+                    st.cn_i = 0
+                    c.op, c.key = CONTROLNET, ("cn", st.req.controlnets[0], kind)
+                else:
+                    st.cn_i = 1
+                    c.op, c.key = STEP, st.passes[st.pass_i].key
 
     @staticmethod
     def _limit(call: Call) -> int:
