@@ -35,8 +35,8 @@ class MixConfig:
     controlnet: str = "lego-demo-controlnet.safetensors"
     size: int = 64
     hires_size: int = 128  # hires fix: first pass at `size`, second pass at this size
-    steps: int = 4
-    hires_steps: int = 4  # second pass of the hires fix
+    steps: int = 20  # a realistic count: the denoiser loop is most of a request, as in production
+    hires_steps: int = 10  # second pass of the hires fix
     img2img_denoise: float = 0.6
     hires_denoise: float = 0.5
     cfg: float = 7.0

@@ -85,6 +85,10 @@ class ServerProcess:
                                       stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                       env=env)
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
     def log_tail(self, chars: int = 2000) -> str:
         try:
             return self.log_path.read_text("utf-8", errors="replace")[-chars:]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("mode", ["micro", "monolithic"])
 def test_replay_of_every_kind_against_lego_serve(tmp_path: Path, demo_models: Path, mode: str):
-    cfg = MixConfig()
+    cfg = MixConfig(steps=4, hires_steps=4)  # plumbing, not speed: few steps
     factory = RequestFactory(cfg, load_prompts(), seed=5)
     # generous SLOs: this checks the plumbing, not the speed
     requests = [factory.make(kind, slo_ms=60_000.0) for kind in KINDS]

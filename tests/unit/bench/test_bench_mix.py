@@ -50,8 +50,10 @@ def test_every_kind_uses_the_one_checkpoint_and_saves(kind):
     [save] = by_type(g, "SaveImage")
     assert save["inputs"]["filename_prefix"].endswith(kind)
     assert by_type(g, "CLIPTextEncode")[0]["inputs"]["text"] == "a cat"
-    for s in by_type(g, "KSampler"):
-        assert s["inputs"]["steps"] == CFG.steps and s["inputs"]["seed"] in (5, 6)
+    samplers = by_type(g, "KSampler")
+    assert [s["inputs"]["steps"] for s in samplers] == (
+        [CFG.steps, CFG.hires_steps] if kind == "hires_fix" else [CFG.steps])
+    assert all(s["inputs"]["seed"] in (5, 6) for s in samplers)
 
 
 def test_lora_kinds_use_two_different_files():
