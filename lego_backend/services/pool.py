@@ -35,6 +35,7 @@ DEFAULT_FACTORIES: dict[str, Factory] = {
     "upscaler": UpscalerService,
 }
 SCALE_EVERY_S = 1.0  # autoscaling looks at a service at most this often
+COLD_AFTER_S = 60.0  # a service with min 0 replicas unused this long scales to zero
 
 
 @dataclass
@@ -65,6 +66,22 @@ class ServicePool:
         self._lock = threading.Lock()
         self._entries: dict[tuple[Any, ...], _Entry] = {}
         self._pins = threading.local()  # a request's replica for its sampling loop
+        self.cold_after_s = COLD_AFTER_S
+        # Requests trigger scaling up; only a clock can notice that nobody comes any more.
+        self._stop_ticks = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, name="lego-autoscale", daemon=True)
+        self._ticker.start()
+
+    def _tick(self) -> None:
+        while not self._stop_ticks.wait(SCALE_EVERY_S):
+            with self._lock:
+                entries = list(self._entries.values())
+            for entry in entries:
+                if entry.replicas:
+                    try:
+                        self._autoscale(entry, requested=False)
+                    except Exception:  # the ticker must outlive one bad entry
+                        log.exception("autoscaling %s failed", entry.spec.label)
 
     def _rule(self, kind: str) -> ScalingRule:
         return self.scaling.get(kind, ScalingRule())
@@ -148,7 +165,8 @@ class ServicePool:
         return [cache.request(ref) for ref in refs]
 
     # --- scaling and memory ---------------------------------------------------------------------
-    def _autoscale(self, entry: _Entry) -> None:
+    def _autoscale(self, entry: _Entry, requested: bool = True) -> None:
+        """`requested`: a request for this service is being routed now (so keep >= 1)."""
         now = time.monotonic()
         if now - entry.last_scaled < SCALE_EVERY_S and entry.replicas:
             return
@@ -158,8 +176,9 @@ class ServicePool:
             current = len(entry.replicas)
             load = sum(r.queue_depth + r.streams for r in entry.replicas)
             want = desired_replicas(rule, current, load)
-            if want == 0 and current == 0:
-                want = 1  # someone is asking for this service right now
+            recent = now - entry.last_used < self.cold_after_s
+            if want == 0 and (requested or (recent and current > 0)):
+                want = 1  # someone is asking for it now, or did recently: keep it warm
             while len(entry.replicas) < want:
                 entry.replicas.append(self._new_replica(entry.spec))
             retired = []
@@ -169,8 +188,9 @@ class ServicePool:
                     break
                 entry.replicas.remove(idle[-1])
                 retired.append(idle[-1])
-        if want != current:
-            self._log(entry.spec, current, len(entry.replicas), f"load {load}")
+        if len(entry.replicas) != current:
+            why = f"load {load}" if requested or load else f"idle {now - entry.last_used:.0f}s"
+            self._log(entry.spec, current, len(entry.replicas), why)
         for replica in retired:
             replica.close()
 
@@ -206,6 +226,7 @@ class ServicePool:
             replica.unload_if_idle()
 
     def close(self) -> None:
+        self._stop_ticks.set()
         replicas = self._all_replicas()
         with self._lock:
             self._entries.clear()
