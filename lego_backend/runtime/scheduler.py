@@ -1,8 +1,9 @@
 """Scheduling policy, pure (no torch, no threads): which waiting service calls run together
 next. Replicas ask it at every batch boundary; it runs under a fake clock in unit tests.
 
-Policy: earliest deadline first. The call with the earliest deadline picks the batch key; other
-waiting calls with the same key join it in deadline order, up to the batch limit. A batch whose
+Policy: earliest deadline first among calls that can still meet their deadline, then the late
+ones. The first call in that order picks the batch key; other waiting calls with the same key
+join it in that order, up to the batch limit (in rows). A batch whose
 replica still expects calls (open sampling streams that have not submitted their next step yet)
 is held back for at most `linger_s`, so requests that finish their sampler math a moment later
 join this step instead of forming a batch of one."""
@@ -34,7 +35,10 @@ def pick_batch(waiting: Sequence[Waiting], now: float, max_batch: int,
     """`open_streams`: requests that will call this replica at every step until they finish."""
     if not waiting:
         return BatchDecision(())
-    order = sorted(range(len(waiting)), key=lambda i: (waiting[i].deadline, waiting[i].seq))
+    # Calls whose deadline has already passed go after those that can still make theirs: under
+    # a burst, plain EDF serves the most-late first and makes everyone late (the domino effect).
+    order = sorted(range(len(waiting)),
+                   key=lambda i: (waiting[i].deadline < now, waiting[i].deadline, waiting[i].seq))
     head = waiting[order[0]]
     if head.key is None:
         return BatchDecision((order[0],))

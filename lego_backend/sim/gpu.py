@@ -214,6 +214,9 @@ class Executor:
             run_s = replica_policy.batch_time_ewma(run_s, durs[i])
             if not self._same_again(unit, calls, keys[(i + 1) % period], t, run_s):
                 return False
+        n = self._before_a_deadline_passes(unit, calls, durs, now, n)
+        if n < 2:
+            return False
         unit.ahead = (now, tuple(durs), ops, n, calls)
         unit.ahead_gen += 1
         end = now
@@ -222,12 +225,30 @@ class Executor:
         self.loop.at(end, self._ahead_done, unit, calls, unit.ahead_gen)
         return True
 
+    @staticmethod
+    def _before_a_deadline_passes(unit: Unit, calls: list[Call], durs: list[float], now: float,
+                                  n: int) -> int:
+        """How many of the run's `n` batches start before any waiting call's or member's
+        deadline passes: the policy puts calls already past their deadline last, so a decision
+        can change when one passes, and the run must end at that boundary."""
+        horizon = min((c.deadline for c in (*unit.queue, *calls) if c.deadline >= now),
+                      default=float("inf"))
+        if horizon == float("inf"):
+            return n
+        t, period = now, len(durs)
+        for k in range(1, n):  # batch k starts at boundary t
+            t += durs[(k - 1) % period]
+            if t >= horizon:
+                return k
+        return n
+
     def _same_again(self, unit: Unit, calls: list[Call], key: Hashable, t: float,
                     run_s: float) -> bool:
         """Ask the policy about a boundary: the calls still waiting (unchanged) and these
         members, back at time t with calls keyed `key`. Nothing in the decision can change
-        while nothing new arrives: deadlines are fixed, order is by deadline then arrival,
-        and a linger only shortens as the waiting calls age."""
+        while nothing new arrives and no deadline passes (the run ends before one does):
+        order is by lateness, deadline, then arrival, and a linger only shortens as the
+        waiting calls age."""
         others = unit.queue
         seq = max((c.seq for c in others), default=0) + 1
         waiting = [scheduler.Waiting(c.key, c.deadline, c.arrived, c.seq, c.rows)

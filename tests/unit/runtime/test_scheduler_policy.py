@@ -123,3 +123,15 @@ def test_batch_limit_counts_rows_and_the_head_always_runs():
     # a call bigger than the limit (batch_size 20 latent) still runs, alone
     big = [Waiting("A", 0.0, 0.0, 0, rows=20), Waiting("A", 1.0, 0.0, 1, rows=2)]
     assert pick_batch(big, 0.0, max_batch=16).members == (0,)
+
+
+def test_calls_already_past_their_deadline_go_after_those_that_can_still_make_it():
+    # at t=10: the "late" call's deadline (5) has passed; EDF alone would pick it first
+    waiting = [Waiting("late", 5.0, 0.0, 0), Waiting("ok", 12.0, 1.0, 1),
+               Waiting("ok", 11.0, 2.0, 2)]
+    assert pick_batch(waiting, now=10.0, max_batch=8).members == (2, 1)
+    # with nothing on time, the late ones still run, earliest deadline first
+    assert pick_batch(waiting[:1], now=10.0, max_batch=8).members == (0,)
+    # a late call with the head's key still fills spare rows, after the on-time ones
+    mixed = [Waiting("ok", 4.0, 0.0, 0), Waiting("ok", 20.0, 0.0, 1)]
+    assert pick_batch(mixed, now=10.0, max_batch=8).members == (1, 0)
