@@ -62,6 +62,10 @@ def remap_to_demo(prompt: dict[str, Any]) -> dict[str, Any]:
             for name in names:
                 if isinstance(inputs.get(name), int):
                     inputs[name] = _shrink(inputs[name], multiple, minimum)
+        if cls == "ConditioningSetArea":  # offsets shrink with the canvas (no 64 px minimum)
+            for name in ("x", "y"):
+                if isinstance(inputs.get(name), int):
+                    inputs[name] = _shrink(inputs[name], 8, 0)
         if cls == "ImageScaleToTotalPixels":
             inputs["megapixels"] = 0.01  # the node's minimum: about 100 x 100 px
         if cls in ("KSampler", "KSamplerAdvanced"):

@@ -7,8 +7,12 @@ import pytest
 from PIL import Image
 
 from tests.integration.engine.helpers import make_backend, output_files, run
-from tests.integration.templates.classic_remap import (load_template, remap_to_demo,
-                                                       template_names, write_input_images)
+from tests.integration.templates.classic_remap import (
+    load_template,
+    remap_to_demo,
+    template_names,
+    write_input_images,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -198,6 +198,20 @@ def test_inpainting_repaints_only_the_masked_part(backend) -> None:
     assert repainted > 5 * max(kept, 0.5)
 
 
+def test_moving_an_area_prompt_moves_its_effect(backend) -> None:
+    """Area offsets shrink with the canvas, so each area lands inside it: moving one area
+    changes the picture (offsets left at full size would all clamp to the same edge)."""
+    prompt = convert(backend, load("area_composition"))
+    areas = of_type(prompt, "ConditioningSetArea").values()
+    assert sorted(a["inputs"]["x"] for a in areas) == [0, 32, 64]  # 0 / 256 / 512 px, / 8
+    moved = copy.deepcopy(prompt)
+    first = next(a for a in of_type(moved, "ConditioningSetArea").values()
+                 if a["inputs"]["x"] == 0)
+    first["inputs"]["x"] = 32
+    base, shifted = render(backend, prompt), render(backend, moved)
+    assert not np.array_equal(pixels(base[0]), pixels(shifted[0]))
+
+
 def test_an_embedding_in_the_prompt_changes_the_picture(backend) -> None:
     prompt = convert(backend, load("embedding_example"))
     texts = [v["inputs"]["text"] for v in of_type(prompt, "CLIPTextEncode").values()]
