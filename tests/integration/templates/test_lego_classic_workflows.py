@@ -154,6 +154,26 @@ def test_a_lora_changes_the_picture_and_a_bypassed_one_does_not(backend) -> None
                               pixels(render(backend, convert(backend, on))[0]))
 
 
+def test_a_bypassed_controlnet_hands_positive_and_negative_through(backend) -> None:
+    """Bypassing the second of two ControlNetApplyAdvanced nodes: the sampler gets the first
+    one's positive and negative, each on its own slot, and the picture changes."""
+    both = convert(backend, load("mixing_controlnets"))
+    workflow = load("mixing_controlnets")
+    ui_node(workflow, "Edge control")["mode"] = 4
+    one = convert(backend, workflow)
+    (apply_id, apply), = of_type(one, "ControlNetApplyAdvanced").items()
+    assert apply["_meta"]["title"] == "Pose control"
+    (sampler,) = of_type(one, "KSampler").values()
+    assert sampler["inputs"]["positive"] == [apply_id, 0]
+    assert sampler["inputs"]["negative"] == [apply_id, 1]
+    # The edge control acts from 10% to 80% of the schedule: at 2 "normal" steps the model is
+    # called at t=999 and t=0 only, both outside it, so compare at 4 steps (t=666, 333 inside).
+    for prompt in (both, one):
+        (sampler,) = of_type(prompt, "KSampler").values()
+        sampler["inputs"]["steps"] = 4
+    assert not np.array_equal(pixels(render(backend, both)[0]), pixels(render(backend, one)[0]))
+
+
 def test_a_muted_save_writes_nothing(backend) -> None:
     workflow = load("hiresfix_esrgan_workflow")
     prompt = convert(backend, workflow)
