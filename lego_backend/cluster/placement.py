@@ -1,7 +1,8 @@
 """Where a new replica actor goes, and what it declares. Pure policy: no ray, no threads.
 
-A node qualifies when its capacity covers what the service kind declares (CPUs, GPUs, memory,
-custom resources). Among those: not a node already running a replica of this very service
+A node qualifies when it is alive and its capacity covers what the service kind declares (CPUs,
+GPUs, memory, custom resources). Among those: a node with the custom resources the kind only
+prefers (`prefer=NAME`: soft, so a replica moves elsewhere when that node is gone), then not a node already running a replica of this very service
 (replicas spread, so one node's death does not take them all), then a node that already holds
 weights from the same file (another component of the checkpoint: warm page cache, and the
 hops between them stay on one host), then the most free memory, then the shortest queue."""
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from lego_backend.byte_sizes import parse_bytes
 
 
 @dataclass(frozen=True)
@@ -19,6 +22,7 @@ class ActorResources:
     num_gpus: float = 0.0
     memory: int = 0  # bytes reserved for the actor (Ray's `memory` resource)
     custom: tuple[tuple[str, float], ...] = ()  # e.g. (("node_b", 0.01),) to pin a node
+    prefer: tuple[str, ...] = ()  # custom resources wanted if a live node has them (soft)
 
     def demand(self) -> dict[str, float]:
         """As Ray resource names (what a node's totals are compared with)."""
@@ -45,11 +49,17 @@ def parse_resources(text: str) -> tuple[str, ActorResources]:
         raise ValueError(f"{text!r}: expected KIND=NAME=VALUE[,NAME=VALUE...]")
     values: dict[str, float] = {}
     memory = 0
+    prefer: list[str] = []
     for part in rest.split(","):
         name, eq, raw = part.partition("=")
         name = name.strip()
         if not eq or not name:
             raise ValueError(f"{text!r}: {part!r} is not NAME=VALUE")
+        if name == "prefer":  # prefer=node_b: a node with that resource if one is alive
+            if not raw.strip():
+                raise ValueError(f"{text!r}: prefer needs a resource name")
+            prefer.append(raw.strip())
+            continue
         try:
             if name == "memory":
                 memory = parse_bytes(raw)
@@ -61,18 +71,8 @@ def parse_resources(text: str) -> tuple[str, ActorResources]:
             raise ValueError(f"{text!r}: {name} must not be negative")
     cpus = values.pop("num_cpus", 0.0)
     gpus = values.pop("num_gpus", 0.0)
-    return kind, ActorResources(cpus, gpus, memory, tuple(sorted(values.items())))
-
-
-def parse_bytes(text: str) -> int:
-    """'512MiB', '2GB', '1e9' -> bytes."""
-    units = {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 10**3, "mb": 10**6,
-             "gb": 10**9, "b": 1}
-    low = text.strip().lower()
-    for unit, factor in units.items():
-        if low.endswith(unit):
-            return int(float(low[: -len(unit)]) * factor)
-    return int(float(low))
+    return kind, ActorResources(cpus, gpus, memory, tuple(sorted(values.items())),
+                                tuple(prefer))
 
 
 @dataclass(frozen=True)
@@ -99,13 +99,15 @@ def fits(node: NodeView, demand: dict[str, float]) -> bool:
 
 
 def choose_node(nodes: Sequence[NodeView], demand: dict[str, float], service: tuple[str, str],
-                weight_file: str) -> str | None:
-    """The node for a new replica of `service`, or None when no node can ever host it."""
+                weight_file: str, prefer: Sequence[str] = ()) -> str | None:
+    """The node for a new replica of `service`, or None when no live node can host it (a dead
+    node never qualifies: replicas lost with a node are re-placed on the live ones)."""
     candidates = [n for n in nodes if fits(n, demand)]
     if not candidates:
         return None
 
-    def score(n: NodeView) -> tuple[int, int, float, int, str]:
-        return (1 if service in n.services else 0, 0 if weight_file in n.weight_files else 1,
+    def score(n: NodeView) -> tuple[int, int, int, float, int, str]:
+        return (0 if all(n.capacity.get(r, 0.0) > 0 for r in prefer) else 1,
+                1 if service in n.services else 0, 0 if weight_file in n.weight_files else 1,
                 -n.free_memory, n.queue, n.node_id)
     return min(candidates, key=score).node_id

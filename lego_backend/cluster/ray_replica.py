@@ -7,7 +7,11 @@ Faults: an actor that dies while running a batch (process killed, node lost) is 
 new actor, placed again (so possibly on another node), and the batch is re-run there; the
 request sees nothing but a slower step. After `max_restarts` deaths in a row the replica is
 taken out of service: its callers get a ReplicaDeadError, the pool routes around it and
-/lego/services shows why."""
+/lego/services shows why.
+
+A whole node dying also loses the results held in its object store. A call (or a read in the
+driver) that needs one raises InputLostError naming the lost objects and the node; the executor
+then re-runs the graph nodes that produced them and retries (runtime/executor.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -24,7 +28,13 @@ import torch
 from lego_backend.cluster.runtime import RayCluster, current, import_ray
 from lego_backend.cluster.wire import Slot, from_payload, nbytes, to_payload, walk
 from lego_backend.dataplane.handle import TensorHandle
-from lego_backend.dataplane.transport import HOPS, Location, choose_transport, hop_label
+from lego_backend.dataplane.transport import (
+    HOPS,
+    InputLostError,
+    Location,
+    choose_transport,
+    hop_label,
+)
 from lego_backend.errors import ReplicaDeadError, ServiceUnavailableError
 from lego_backend.services.protocol import ModelService, ServiceCall
 from lego_backend.services.replica import Replica
@@ -42,6 +52,10 @@ class RaySource:
     node: str  # node that produced it
     pid: int
 
+    @property
+    def object_id(self) -> str:
+        return self.ref.hex()
+
 
 class RayReplica(Replica):
     def __init__(self, service: ModelService, max_batch: int = 16, linger_s: float = 0.004,
@@ -57,6 +71,7 @@ class RayReplica(Replica):
         self._actor: Any = None
         self._ready: Any = None
         self._where: dict[str, Any] = {}
+        self._input_nodes: dict[str, str] = {}
         self._stats: dict[str, Any] = {"loaded": False, "resident_bytes": 0}
         self._spec = service.spec
         self._start_actor()
@@ -113,15 +128,19 @@ class RayReplica(Replica):
                     return self._run_on_actor(calls)
                 except self._ray.exceptions.RayTaskError as exc:  # the service raised
                     cause = getattr(exc, "cause", None)
+                    if isinstance(cause, self._ray.exceptions.ObjectLostError):
+                        raise self._lost(cause) from None  # the actor could not fetch an input
                     raise (cause if isinstance(cause, Exception) else exc) from None
                 except self._ray.exceptions.ObjectLostError as exc:
-                    # An input's bytes died with their node: re-running here cannot help.
-                    raise ReplicaDeadError(f"{self._spec.label}: an input was lost with its "
-                                           f"node ({_first_line(exc)})") from None
+                    # An input's bytes died with their node: re-running here cannot help; the
+                    # executor re-runs whoever produced them.
+                    raise self._lost(exc) from None
                 except dead as death:
                     failures += 1
                     self.restarts += 1
                     why = _first_line(death)
+                    with contextlib.suppress(Exception):  # unreachable, maybe not yet dead
+                        self._ray.kill(self._actor)
                     if failures > self.max_restarts:
                         self.out_of_service = (
                             f"{self._spec.label}: replica actor died {failures} times in a row "
@@ -133,12 +152,22 @@ class RayReplica(Replica):
                                 (self.node or "?")[:12], why)
                     self._start_actor()
 
+    def _lost(self, exc: BaseException) -> InputLostError:
+        """An ObjectLostError as the executor's InputLostError: the object and, where we know
+        it, the node that held it (then every result from that node counts as lost)."""
+        object_id = getattr(exc, "object_ref_hex", None) or ""
+        nodes = frozenset(n for n in (self._input_nodes.get(object_id),) if n)
+        return InputLostError(f"{self._spec.label}: an input was lost with its node "
+                              f"({_first_line(exc)})",
+                              frozenset({object_id}) if object_id else frozenset(), nodes)
+
     def _run_on_actor(self, calls: list[ServiceCall]) -> list[Any]:
         """One batch on the actor. Payload 0 holds the tensors that live in this process (one
         payload for the whole batch: one transfer, not one per tensor); payloads 1.. are
         results of other actors still in the object store, forwarded by reference."""
         ray, store, caps = self._ray, self.service.store, self.cluster.capabilities
         here, there = self._driver(), self._location()
+        self._input_nodes = {}  # object id -> node, to name the node if one is lost
         local: list[Any] = []
         refs: list[Any] = []
         sources: list[Location] = []
@@ -147,6 +176,7 @@ class RayReplica(Replica):
         def ship(value: Any) -> Slot:
             source = store.source(value) if isinstance(value, TensorHandle) else None
             if isinstance(source, RaySource):  # already in the object store: forward the ref
+                self._input_nodes[source.object_id] = source.node
                 if source.ref not in positions:
                     refs.append(source.ref)
                     sources.append(Location(source.node, source.pid, ray=True))
@@ -230,7 +260,12 @@ def _fetch(source: RaySource, here: Location, cluster: RayCluster) -> torch.Tens
     """Bring a result's bytes into the driver (first local use of the handle)."""
     ray = import_ray()
     start = time.perf_counter()
-    item = ray.get(source.ref)[source.index]
+    try:
+        item = ray.get(source.ref)[source.index]
+    except ray.exceptions.ObjectLostError as exc:  # its node died before we read it
+        raise InputLostError(f"a result was lost with node {source.node[:12]} "
+                             f"({_first_line(exc)})", frozenset({source.object_id}),
+                             frozenset({source.node})) from None
     tensor = from_payload(item)
     src = Location(source.node, source.pid, ray=True)
     HOPS.record(hop_label(choose_transport(src, here, cluster.capabilities), src, here),

@@ -25,6 +25,7 @@ log = logging.getLogger("lego.cluster")
 # Ray rewrites 127.0.0.1 and localhost to the machine's network address; any other loopback
 # address it keeps. A local Ray started by `--cluster ray` stays on loopback this way.
 LOCAL_RAY_IP = "127.0.0.2"
+PREFER_SHARE = 0.001  # of a preferred custom resource, asked for while a live node has it
 
 
 def import_ray() -> Any:
@@ -122,7 +123,8 @@ class RayCluster:
         from lego_backend.cluster.actor import ReplicaActor
 
         res = self.resources_for(spec.kind)
-        node = choose_node(self.node_views(), res.demand(), spec.key, str(spec.path))
+        node = choose_node(self.node_views(), res.demand(), spec.key, str(spec.path),
+                           res.prefer)
         if node is None:
             raise ServiceUnavailableError(
                 f"{spec.label}: no live node of the cluster has the resources its replicas "
@@ -130,7 +132,17 @@ class RayCluster:
         options: dict[str, Any] = {**res.options(), "max_restarts": 0,
                                    "scheduling_strategy":
                                    NodeAffinitySchedulingStrategy(node, soft=True)}
+        # A preferred resource the chosen node has is asked for (a sliver of it), since Ray's
+        # soft affinity alone may still put the actor elsewhere; when no live node has it, it
+        # is not asked for at all, so the replica moves to a live node instead of waiting.
+        chosen = next(v for v in self.node_views() if v.node_id == node)
+        held = {r: PREFER_SHARE for r in res.prefer if chosen.capacity.get(r, 0.0) > 0}
+        if held:
+            options["resources"] = {**dict(options.get("resources") or {}), **held}
         actor = ray.remote(ReplicaActor).options(**options).remote(spec, threads)
+        log.info("%s: new replica actor placed on node %s (declares %s%s)", spec.label,
+                 node[:12], res.demand() or "nothing",
+                 f", prefers {'+'.join(res.prefer)}" if res.prefer else "")
         with self._lock:
             self.actors_started += 1
         return actor

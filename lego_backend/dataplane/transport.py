@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from lego_backend.errors import LegoError
+
 TRANSPORTS = ("inproc", "nvshmem", "shm", "ray")
 
 
@@ -88,3 +90,28 @@ class HopStats:
 
 
 HOPS = HopStats()
+
+
+class InputLostError(LegoError):
+    """A tensor's bytes died with the node (or process) that held them: the call that needed
+    them cannot run until whoever produced them runs again. The executor catches it, re-runs
+    the producing graph nodes and retries (runtime/executor.py); the transport only says which
+    bytes are gone: object ids (`refs`) and/or every object held on `nodes`."""
+
+    recoverable = True
+
+    def __init__(self, message: str, refs: frozenset[str] = frozenset(),
+                 nodes: frozenset[str] = frozenset()):
+        super().__init__(message)
+        self.refs = frozenset(refs)
+        self.nodes = frozenset(nodes)
+
+    def matches(self, source: Any) -> bool:
+        """Is the remote source of a handle (TensorStore.source) among the lost bytes?"""
+        if source is None:  # bytes held in this process are never lost this way
+            return False
+        object_id = getattr(source, "object_id", None)
+        node = getattr(source, "node", None)
+        if not self.refs and not self.nodes:  # unknown: every remote input is suspect
+            return True
+        return object_id in self.refs or node in self.nodes

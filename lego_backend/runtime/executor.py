@@ -1,13 +1,22 @@
 """Runs one validated prompt: cache lookups, then each needed step in dependency order, emitting
-ComfyUI's event sequence. Node errors become typed events; nothing here knows HTTP."""
+ComfyUI's event sequence. Node errors become typed events; nothing here knows HTTP.
+
+Lost inputs: on a cluster a node's results may live in another machine's memory. When that
+machine dies, the node that needs them fails with InputLostError; the graph nodes that produced
+the lost values are then re-run (their cached outputs replaced) and the failed node is run again
+from its start, a bounded number of times per prompt. The re-runs send no `executing` or
+`executed` messages (their ui, if any, was already reported), so the client still sees one
+`execution_success`; progress of the retried node restarts at step 1."""
 from __future__ import annotations
 
+import logging
 import math
 import traceback
 import uuid
 from typing import Any
 
 from lego_backend.dataplane.store import iter_handles
+from lego_backend.dataplane.transport import InputLostError
 from lego_backend.errors import NodeExecutionError, PromptCancelled
 from lego_backend.graph.cache_key import signatures
 from lego_backend.graph.plan import ExecutionPlan, Step
@@ -15,6 +24,9 @@ from lego_backend.runtime import events as ev
 from lego_backend.runtime.context import RunContext
 from lego_backend.runtime.output_cache import CachedOutput, OutputCache
 from lego_backend.runtime.records import PromptRecord
+
+log = logging.getLogger("lego.executor")
+MAX_RECOVERIES = 3  # lost-input recoveries per prompt (one dead machine needs one)
 
 
 def _fingerprint(ctx: RunContext, step: Step) -> Any:
@@ -84,6 +96,7 @@ def _run_steps(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext, cache
     pid, cid, emit = record.prompt_id, record.client_id, ctx.emit
     executed: list[str] = []
     step: Step | None = None
+    budget = [MAX_RECOVERIES]
     try:
         for nid in order:
             step = plan.steps[nid]
@@ -96,10 +109,7 @@ def _run_steps(record: PromptRecord, plan: ExecutionPlan, ctx: RunContext, cache
             ctx.node_id = nid
             ctx.set_state(nid, "running", 0, 1)
             emit(ev.Executing(pid, cid, node=nid, display_node=nid))
-            inputs = dict(step.constants)
-            for name, link in step.links.items():
-                inputs[name] = values[link.node_id][link.slot]
-            out = _run(step, ctx, inputs, executed)
+            out = _run_recovering(nid, plan, ctx, cache, sigs, values, held, executed, budget)
             result = tuple(out.result)
             cache.put(sigs[nid], CachedOutput(result, out.ui))
             values[nid] = _hold(ctx, held, result)
@@ -146,15 +156,86 @@ def _describe(value: Any) -> Any:
     return type(value).__name__
 
 
-def _run(step: Step, ctx: RunContext, inputs: dict[str, Any], executed: list[str]) -> Any:
+def _run(step: Step, ctx: RunContext, inputs: dict[str, Any], executed: list[str],
+         lost_ok: bool = False) -> Any:
+    """Run one node; with `lost_ok` a lost input is raised as is (the caller recovers)."""
     try:
         return step.spec.run(ctx, **inputs)
     except PromptCancelled:
         raise
     except Exception as exc:  # any node failure becomes execution_error, never a crash
-        raise NodeExecutionError(
-            step.node_id, step.class_type, str(exc) or type(exc).__name__,
-            f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-            traceback.format_exception(exc),
-            {k: [_describe(v)] for k, v in inputs.items()}, list(executed)) from exc
+        lost = _lost(exc)
+        if lost_ok and lost is not None:
+            raise lost from exc
+        _run_failed(step, exc, inputs, executed)
+
+
+def _lost(exc: BaseException | None) -> InputLostError | None:
+    """The InputLostError behind `exc`, if a node wrapped it."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, InputLostError):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _inputs(step: Step, values: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    inputs = dict(step.constants)
+    for name, link in step.links.items():
+        inputs[name] = values[link.node_id][link.slot]
+    return inputs
+
+
+def _upstream(plan: ExecutionPlan, nid: str) -> set[str]:
+    seen: set[str] = set()
+    stack = list(plan.steps[nid].upstream)
+    while stack:
+        up = stack.pop()
+        if up not in seen:
+            seen.add(up)
+            stack.extend(plan.steps[up].upstream)
+    return seen
+
+
+def _run_recovering(nid: str, plan: ExecutionPlan, ctx: RunContext, cache: OutputCache,
+                    sigs: dict[str, str], values: dict[str, tuple[Any, ...]], held: list[Any],
+                    executed: list[str], budget: list[int]) -> Any:
+    """Run node `nid`; when an input's bytes were lost (their machine died), re-run the
+    upstream nodes whose outputs held them, in graph order, then run `nid` again."""
+    step = plan.steps[nid]
+    while True:
+        inputs = _inputs(step, values)
+        try:
+            return _run(step, ctx, inputs, executed, lost_ok=budget[0] > 0)
+        except InputLostError as lost:
+            cause = lost.__cause__ or lost
+            ctx.release_scratch()
+            ups = _upstream(plan, nid)
+            stale = [u for u in plan.steps if u in ups and u in values and any(
+                lost.matches(ctx.store.source(h)) for h in iter_handles(values[u]))]
+            if not stale:  # nothing we ran holds those bytes: cannot recover here
+                budget[0] = 0
+                _run_failed(step, cause, inputs, executed)
+            budget[0] -= 1
+            log.warning("prompt %s: node %s lost inputs (%s); re-running node(s) %s, then %s "
+                        "again", ctx.prompt_id, nid, lost, ", ".join(stale), nid)
+            for up in stale:
+                ctx.node_id = up
+                out = _run_recovering(up, plan, ctx, cache, sigs, values, held, executed,
+                                      budget)
+                result = tuple(out.result)
+                cache.put(sigs[up], CachedOutput(result, out.ui))  # replaces the lost entry
+                values[up] = _hold(ctx, held, result)
+                ctx.release_scratch()
+            ctx.node_id = nid
+
+
+def _run_failed(step: Step, exc: BaseException, inputs: dict[str, Any],
+                executed: list[str]) -> None:
+    raise NodeExecutionError(
+        step.node_id, step.class_type, str(exc) or type(exc).__name__,
+        f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
+        traceback.format_exception(exc),
+        {k: [_describe(v)] for k, v in inputs.items()}, list(executed)) from exc
 

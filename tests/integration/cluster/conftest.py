@@ -4,7 +4,13 @@ machine's network address, other loopback addresses it keeps), 1 CPU, an 80 MB o
 dashboard, and a custom resource
 naming it (`node_a`, `node_b`) so tests can put services on chosen nodes. Started once for
 this package; at the end exactly the processes of this cluster are stopped (found by its own temp
-dir, and their children), never other Ray processes on the machine."""
+dir, and their children), never other Ray processes on the machine.
+
+Two system settings differ from Ray's defaults: results over 1 KiB are kept in the producing
+node's object store (Ray's default is 100 KiB; the demo model's tensors are small, a real
+model's are not, and only results in a node's object store can die with it), and a node that
+stops answering is declared dead after about 5 s instead of about 20 s, so the node-death test
+stays short. `second_node` can kill the second node for real and start it again."""
 from __future__ import annotations
 
 import json
@@ -23,6 +29,8 @@ import pytest
 
 RAY = str(Path(sys.executable).with_name("ray"))
 HEAD_IP, SECOND_IP = "127.0.0.2", "127.0.0.3"
+SYSTEM_CONFIG = {"max_direct_call_object_size": 1024, "health_check_period_ms": 1000,
+                 "health_check_failure_threshold": 5}
 NODE_RESOURCES = {"text_encoder": "node_a", "denoiser": "node_b", "vae": "node_a"}
 
 
@@ -89,6 +97,43 @@ def _start(args: list[str], env: dict[str, str]) -> None:
         raise RuntimeError(f"ray start failed: {proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
 
 
+class SecondNode:
+    """The cluster's second node (`node_b`): its processes found by address, killed for real,
+    and started again with the same address and resources."""
+
+    def __init__(self, head: str, marker: str, env: dict[str, str], common: list[str]):
+        self.head, self.marker, self.env, self.common = head, marker, env, common
+
+    def start(self) -> None:
+        _start(["--address", self.head, "--node-ip-address", SECOND_IP,
+                "--dashboard-agent-listen-port", str(_free_port()),
+                "--resources", json.dumps({"node_b": 1}), *self.common], self.env)
+
+    def pids(self) -> list[int]:
+        """Its raylet and agents (their command lines name its address) and their children
+        (the worker processes running its actors)."""
+        procs = _processes()
+        ours = set(cluster_pids(self.marker))
+        found = {pid for pid in ours if SECOND_IP in procs[pid][1]
+                 and "pytest" not in procs[pid][1]}
+        grew = True
+        while grew:
+            kids = {pid for pid, (ppid, _) in procs.items() if ppid in found} - found
+            grew = bool(kids)
+            found |= kids
+        return sorted(found)
+
+    def kill(self) -> list[int]:
+        """SIGKILL every process of the node at once, as if its machine lost power."""
+        pids = self.pids()
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return pids
+
+
 @pytest.fixture(scope="package")
 def ray_cluster() -> Iterator[str]:
     try:
@@ -107,16 +152,18 @@ def ray_cluster() -> Iterator[str]:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     common = ["--num-cpus", "1",
               "--object-store-memory", str(80 * 1000 * 1000), "--disable-usage-stats"]
+    global _SECOND
     try:
         _start(["--head", "--node-ip-address", HEAD_IP, "--port", str(port), "--include-dashboard=false",
                 "--dashboard-port", str(_free_port()),
                 "--dashboard-agent-listen-port", str(_free_port()),
+                "--system-config", json.dumps(SYSTEM_CONFIG),
                 "--temp-dir", temp, "--resources", json.dumps({"node_a": 1}), *common], env)
-        _start(["--address", f"{HEAD_IP}:{port}", "--node-ip-address", SECOND_IP,
-                "--dashboard-agent-listen-port", str(_free_port()),
-                "--resources", json.dumps({"node_b": 1}), *common], env)
+        _SECOND = SecondNode(f"{HEAD_IP}:{port}", temp, env, common)
+        _SECOND.start()
         yield f"{HEAD_IP}:{port}"
     finally:
+        _SECOND = None
         from lego_backend.cluster.runtime import disconnect
         disconnect()
         _stop(temp)
@@ -125,6 +172,15 @@ def ray_cluster() -> Iterator[str]:
             os.environ.pop("RAY_AUTH_MODE", None)
         else:
             os.environ["RAY_AUTH_MODE"] = old_auth
+
+
+_SECOND: SecondNode | None = None
+
+
+@pytest.fixture
+def second_node(ray_cluster) -> SecondNode:
+    assert _SECOND is not None
+    return _SECOND
 
 
 @pytest.fixture(scope="package")

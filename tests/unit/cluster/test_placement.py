@@ -63,3 +63,19 @@ def test_parse_resources_standard_and_custom():
 def test_parse_resources_refuses_malformed_specs(text):
     with pytest.raises(ValueError):
         parse_resources(text)
+
+
+def test_a_preferred_resource_wins_while_its_node_lives_and_is_dropped_when_it_dies():
+    nodes = [node("a", capacity={"memory": 64.0 * GIB}), node("b", capacity={"node_b": 1.0})]
+    assert choose_node(nodes, {}, DEN, "/m/x.safetensors", prefer=("node_b",)) == "b"
+    assert choose_node(nodes, {}, DEN, "/m/x.safetensors") == "a"  # most free memory
+    gone = [nodes[0], node("b", alive=False, capacity={"node_b": 1.0})]
+    assert choose_node(gone, {}, DEN, "/m/x.safetensors", prefer=("node_b",)) == "a"
+
+
+def test_parse_resources_prefer_is_soft_and_named():
+    kind, res = parse_resources("text_encoder=prefer=node_b,num_cpus=1")
+    assert kind == "text_encoder" and res.prefer == ("node_b",)
+    assert res.demand() == {"CPU": 1.0}  # not a hard demand Ray would enforce
+    with pytest.raises(ValueError, match="prefer needs a resource name"):
+        parse_resources("vae=prefer=")
