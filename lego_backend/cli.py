@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from lego_backend import process_env
+from lego_backend.byte_sizes import parse_bytes
 from lego_backend.config import BackendConfig, default_home
 from lego_backend.errors import LegoError
 
@@ -59,14 +60,10 @@ def _replicas(text: str) -> tuple[str, int, int]:
 
 
 def _bytes(text: str) -> int:
-    """'512MiB', '2GB', '1e9' -> bytes."""
-    units = {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "kb": 10**3, "mb": 10**6,
-             "gb": 10**9, "b": 1}
-    low = text.strip().lower()
-    for unit, factor in units.items():
-        if low.endswith(unit):
-            return int(float(low[: -len(unit)]) * factor)
-    return int(float(low))
+    try:
+        return parse_bytes(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -126,25 +126,6 @@ class TextEncoderService(ModelService):
         transformers 5.6 flattened it, `.text_model` before."""
         return getattr(self.model, "text_model", self.model)
 
-    @contextmanager
-    def _injected(self, inject: Injections) -> Iterator[None]:
-        """Swap embedding vectors into the token-embedding output while the model runs."""
-        if not inject:
-            yield
-            return
-
-        def hook(module: Any, args: Any, out: torch.Tensor) -> torch.Tensor:
-            out = out.clone()
-            for (chunk, pos), vec in inject.items():
-                out[chunk, pos] = vec.to(out.dtype)
-            return out
-
-        layer = self._transformer().embeddings.token_embedding
-        handle = layer.register_forward_hook(hook)
-        try:
-            yield
-        finally:
-            handle.remove()
 
     @torch.inference_mode()
     def _encode(self, text: str, clip_skip: int, adapters: Any,
@@ -155,7 +136,7 @@ class TextEncoderService(ModelService):
         else:
             ids = self.chunks(text)
         rows = loaded_rows(self.adapters, [(0, ids.shape[0])], [adapters], wait=True)
-        with row_adapters(self.model, "text_encoder", rows), self._injected(inject):
+        with row_adapters(self.model, "text_encoder", rows), injected_embeddings(self._transformer(), inject):
             out = self.model(input_ids=ids, output_hidden_states=clip_skip != -1)
         if clip_skip == -1:
             hidden = out.last_hidden_state
@@ -166,3 +147,23 @@ class TextEncoderService(ModelService):
         cond = hidden.reshape(1, -1, hidden.shape[-1]).contiguous()
         pooled = out.pooler_output[:1].contiguous()
         return self.store.put(cond), self.store.put(pooled)
+
+
+@contextmanager
+def injected_embeddings(transformer: Any, inject: Injections) -> Iterator[None]:
+    """Swap embedding vectors into `transformer`'s token-embedding output while it runs."""
+    if not inject:
+        yield
+        return
+
+    def hook(module: Any, args: Any, out: torch.Tensor) -> torch.Tensor:
+        out = out.clone()
+        for (chunk, pos), vec in inject.items():
+            out[chunk, pos] = vec.to(out.dtype)
+        return out
+
+    handle = transformer.embeddings.token_embedding.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()

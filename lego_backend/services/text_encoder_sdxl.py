@@ -15,8 +15,7 @@ dropped, as ComfyUI does."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from lego_backend.models.embeddings import (
 )
 from lego_backend.models.loading_sdxl import load_sdxl_text_encoders
 from lego_backend.services.protocol import ModelService, ServiceCall, ServiceSpec, module_bytes
+from lego_backend.services.text_encoder import injected_embeddings
 
 log = logging.getLogger(__name__)
 
@@ -132,26 +132,6 @@ class SdxlTextEncoderService(ModelService):
                             dtype=torch.long)
 
     # ------------------------------------------------------------------ encoding
-    @contextmanager
-    def _injected(self, model: Any, inject: dict[tuple[int, int], torch.Tensor]
-                  ) -> Iterator[None]:
-        """Swap embedding vectors into the token-embedding output while `model` runs."""
-        if not inject:
-            yield
-            return
-
-        def hook(module: Any, args: Any, out: torch.Tensor) -> torch.Tensor:
-            out = out.clone()
-            for (chunk, pos), vec in inject.items():
-                out[chunk, pos] = vec.to(out.dtype)
-            return out
-
-        transformer = getattr(model, "text_model", model)
-        handle = transformer.embeddings.token_embedding.register_forward_hook(hook)
-        try:
-            yield
-        finally:
-            handle.remove()
 
     @torch.inference_mode()
     def _encode(self, text_g: str, text_l: str, clip_skip: int,
@@ -166,8 +146,8 @@ class SdxlTextEncoderService(ModelService):
         layer = DEFAULT_LAYER if clip_skip == -1 else clip_skip
         enc = self.encoders
         with ExitStack() as stack:
-            stack.enter_context(self._injected(enc.clip_l, {k: v[0] for k, v in inject_l.items()}))
-            stack.enter_context(self._injected(enc.clip_g, {k: v[1] for k, v in inject_g.items()}))
+            stack.enter_context(injected_embeddings(_transformer(enc.clip_l), {k: v[0] for k, v in inject_l.items()}))
+            stack.enter_context(injected_embeddings(_transformer(enc.clip_g), {k: v[1] for k, v in inject_g.items()}))
             out_l = enc.clip_l(input_ids=self._rows(pieces_l, None), output_hidden_states=True)
             out_g = enc.clip_g(input_ids=self._rows(pieces_g, G_PAD_ID),
                                output_hidden_states=True)
@@ -184,3 +164,8 @@ def text_encoder_service(spec: ServiceSpec, store: Any) -> ModelService:
     from lego_backend.services.text_encoder import TextEncoderService
 
     return TextEncoderService(spec, store)
+
+
+def _transformer(model: Any) -> Any:
+    """The module holding the token embeddings (transformers moved it between versions)."""
+    return getattr(model, "text_model", model)

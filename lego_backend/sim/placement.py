@@ -6,21 +6,10 @@ from __future__ import annotations
 
 import heapq
 import math
-import re
 from dataclasses import dataclass
-from types import MappingProxyType
 
+from lego_backend.byte_sizes import parse_bytes
 from lego_backend.services.router import ScalingRule, desired_replicas
-
-_UNITS = MappingProxyType({"": 1, "b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30,
-                          "tib": 1 << 40, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12})
-
-
-def parse_bytes(text: str) -> int:
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*", text)
-    if not m or m.group(2).lower() not in _UNITS:
-        raise ValueError(f"not a size: {text!r} (e.g. 80GiB, 40GB, 1024MiB)")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
 
 
 @dataclass(frozen=True)
