@@ -48,3 +48,21 @@ def test_hop_stats_sum_per_label():
     snap = stats.snapshot()["ray:cross-node"]
     assert snap["hops"] == 2 and snap["bytes"] == 4000
     assert snap["mean_ms"] == pytest.approx(3.0)
+
+
+def test_input_lost_names_objects_and_nodes():
+    from dataclasses import dataclass
+
+    from lego_backend.dataplane.transport import InputLostError
+
+    @dataclass(frozen=True)
+    class Source:
+        object_id: str
+        node: str
+
+    lost = InputLostError("gone", frozenset({"o1"}), frozenset({"nodeB"}))
+    assert lost.matches(Source("o1", "nodeA"))  # the object itself
+    assert lost.matches(Source("o2", "nodeB"))  # anything else held on the dead node
+    assert not lost.matches(Source("o3", "nodeA"))
+    assert not lost.matches(None)  # bytes held in this process are never lost this way
+    assert InputLostError("unknown").matches(Source("o3", "nodeA"))  # unknown: all suspect
