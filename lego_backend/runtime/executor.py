@@ -13,7 +13,7 @@ import logging
 import math
 import traceback
 import uuid
-from typing import Any
+from typing import Any, NoReturn
 
 from lego_backend.dataplane.store import iter_handles
 from lego_backend.dataplane.transport import InputLostError
@@ -232,7 +232,7 @@ def _run_recovering(nid: str, plan: ExecutionPlan, ctx: RunContext, cache: Outpu
 
 
 def _run_failed(step: Step, exc: BaseException, inputs: dict[str, Any],
-                executed: list[str]) -> None:
+                executed: list[str]) -> NoReturn:
     raise NodeExecutionError(
         step.node_id, step.class_type, str(exc) or type(exc).__name__,
         f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
