@@ -27,7 +27,7 @@ class Architecture:
     vae: dict[str, Any] = field(default_factory=lambda: {
         "block_out_channels": [16, 16, 32, 64], "layers_per_block": 1, "norm_num_groups": 16})
     unet: dict[str, Any] = field(default_factory=lambda: {
-        "block_out_channels": [64, 128], "layers_per_block": 1, "cross_attention_dim": 64,
+        "block_out_channels": [64, 64], "layers_per_block": 1, "cross_attention_dim": 64,
         "attention_head_dim": 4, "norm_num_groups": 32,
         "down_block_types": ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D"],
         "up_block_types": ["CrossAttnUpBlock2D", "CrossAttnUpBlock2D"]})

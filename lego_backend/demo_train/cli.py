@@ -31,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--vae-steps", type=int, default=TrainConfig.vae_steps)
     train.add_argument("--unet-steps", type=int, default=TrainConfig.unet_steps)
     train.add_argument("--max-steps", type=int, help="cap VAE and UNet steps (smoke tests)")
+    train.add_argument("--vae-from", type=Path,
+                       help="skip stage 1, use the vae.safetensors an earlier run wrote")
     for name in ("eval", "grid"):
         q = sub.add_parser(name, help="measure accuracy on held-out prompts through the engine"
                            if name == "eval" else "render prompts through the engine as a PNG")
@@ -54,7 +56,7 @@ def main_demo(argv: list[str]) -> int:
         cap = args.max_steps
         run_training(TrainConfig(
             out=Path(args.out), minutes=args.minutes, seed=args.seed, pool=args.pool,
-            tiny=args.tiny, vae_steps=min(args.vae_steps, cap or args.vae_steps),
+            tiny=args.tiny, vae_from=args.vae_from, vae_steps=min(args.vae_steps, cap or args.vae_steps),
             unet_steps=min(args.unet_steps, cap or args.unet_steps)))
         return 0
     checkpoint = args.checkpoint or _shipped()

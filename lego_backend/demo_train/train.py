@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lego_backend.demo_train.architecture import Architecture
+from lego_backend.demo_train.architecture import Architecture, build_vae
 from lego_backend.demo_train.batches import make_batch, to_uint8
 from lego_backend.demo_train.diffusion import euler_sample
 from lego_backend.demo_train.export import write_checkpoint
@@ -32,8 +32,16 @@ from lego_backend.demo_train.train_vae import (
     normalise_latents,
     train_vae,
 )
+from lego_backend.models.safetensors_io import load_tensors, save_tensors
 
 CHECKPOINT_NAME = "lego-demo-shapes.safetensors"
+STAGE1_VAE = "vae.safetensors"  # the normalised stage-1 VAE (diffusers keys), for --vae-from
+
+
+def load_stage1_vae(arch: Architecture, path: Path) -> Any:
+    vae = build_vae(arch, 0)
+    vae.load_state_dict(load_tensors(Path(path)))
+    return vae.eval().requires_grad_(False)
 
 
 class Logger:
@@ -78,11 +86,17 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     log(f"config {asdict(cfg)}; torch threads {torch.get_num_threads()}; "
         f"{len(exclude)} held-out triples")
 
-    vae = train_vae(arch, seed=cfg.seed, seconds=budget * cfg.vae_share, exclude=exclude,
-                    batch=cfg.vae_batch, max_steps=cfg.vae_steps, log=log, side=cfg.side)
-    mean, std = fit_latent_scale(vae, seed=cfg.seed, exclude=exclude, side=cfg.side)
-    normalise_latents(vae, mean, std)
-    log(f"latent mean {mean.tolist()} std {std.tolist()} (folded into quant convs)")
+    if cfg.vae_from is not None:  # stage 1 of an earlier run (its vae.safetensors)
+        vae = load_stage1_vae(arch, cfg.vae_from)
+        log(f"stage 1 skipped: VAE from {cfg.vae_from}")
+    else:
+        vae = train_vae(arch, seed=cfg.seed, seconds=budget * cfg.vae_share, exclude=exclude,
+                        batch=cfg.vae_batch, max_steps=cfg.vae_steps, log=log, side=cfg.side)
+        mean, std = fit_latent_scale(vae, seed=cfg.seed, exclude=exclude, side=cfg.side)
+        normalise_latents(vae, mean, std)
+        log(f"latent mean {mean.tolist()} std {std.tolist()} (folded into quant convs)")
+        save_tensors({k: v.contiguous() for k, v in vae.state_dict().items()},
+                     out / STAGE1_VAE, {"lego.kind": "demo-train-stage1-vae"})
     check = make_batch(np.random.default_rng(cfg.seed + 99), 16, exclude, cfg.side)
     with torch.no_grad():
         recon = vae.decode(vae.encode(check.images).latent_dist.mean).sample

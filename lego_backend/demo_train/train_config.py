@@ -11,7 +11,7 @@ class TrainConfig:
     minutes: float = 44.0  # wall-time cap: training stops early (logged) if steps take longer
     seed: int = 0
     vae_steps: int = 3000
-    unet_steps: int = 3500
+    unet_steps: int = 6000
     vae_share: float = 0.3  # of the wall-time cap, for the VAE
     pool: int = 16000  # scenes encoded for stage 2
     vae_batch: int = 16
@@ -19,3 +19,4 @@ class TrainConfig:
     unet_lr: float = 1e-3
     side: int = 64
     tiny: bool = False  # smoke-test architecture
+    vae_from: Path | None = None  # skip stage 1: the vae.safetensors of an earlier run
