@@ -17,17 +17,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from lego_backend import process_env  # noqa: E402
+from lego_backend import process_env
 
 process_env.configure()  # the server's process settings, for both sides of the comparison
 
-import torch  # noqa: E402
-from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline  # noqa: E402
+import torch
+from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline
 
-from lego_backend.models import loading  # noqa: E402
-from lego_backend.models.demo import DEMO_CHECKPOINT, build_demo_models  # noqa: E402
-from lego_backend.runtime.records import PromptRequest  # noqa: E402
-from tests.integration.engine.helpers import make_backend, txt2img  # noqa: E402
+from lego_backend.models import loading
+from lego_backend.models.demo import DEMO_CHECKPOINT, build_demo_models
+from lego_backend.runtime.records import PromptRequest
+from tests.integration.engine.helpers import make_backend, txt2img
 
 STEPS, CFG, TEXT, NEG = 20, 7.0, "a red circle on a blue background", "blurry"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lego_backend.bench.run import main_bench  # noqa: E402
+from lego_backend.bench.run import main_bench
 
 if __name__ == "__main__":
     sys.exit(main_bench(sys.argv[1:]))

@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lego_backend import process_env  # noqa: E402
+from lego_backend import process_env
 
 process_env.configure()
 
-from lego_backend.bench.soak import SoakConfig, run_soak  # noqa: E402
+from lego_backend.bench.soak import SoakConfig, run_soak
 
 
 def _plot(report, path: Path) -> None:

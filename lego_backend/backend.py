@@ -401,7 +401,7 @@ class Backend:
                 self._store.started(record.prompt_id, record.start_time)
             lane.cache.trim()
             execute(record, plan, ctx, lane.cache)
-        except Exception as exc:  # a bug outside any node: fail this prompt, keep serving
+        except Exception as exc:  # noqa: BLE001 -- a bug outside any node: fail this prompt, keep serving
             record.status = "error"
             failure = ev.ExecutionError(record.prompt_id, record.client_id,
                                         exception_message=str(exc),

@@ -58,7 +58,7 @@ def load_controlnet(ctx: Any, control_net_name: str) -> NodeOutput:
     return NodeOutput((ControlNetRef(ServiceSpec("controlnet", ident, path, source="file")),))
 
 
-STRENGTH = dict(step=0.01)
+STRENGTH = {"step": 0.01}
 
 SPECS = [
     NodeSpec("CheckpointLoaderSimple", "Load Checkpoint", "loaders",

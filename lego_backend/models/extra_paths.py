@@ -58,7 +58,7 @@ def parse_extra_paths(yaml_path: Path, folder_key: Mapping[str, str],
     if not isinstance(data, dict):
         raise ModelLoadError(f"{yaml_path}: expected named sections at the top level")
     here = yaml_path.resolve().parent
-    for section, body in data.items():
+    for body in data.values():
         if not isinstance(body, dict):
             continue  # a stray scalar section carries no folders
         base_raw = body.get("base_path")

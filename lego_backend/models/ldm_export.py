@@ -6,8 +6,14 @@ from __future__ import annotations
 import torch
 
 from lego_backend.models.ldm_keys import layout_from_diffusers_keys, unet_key_to_ldm
-from lego_backend.models.ldm_keys_vae import (CLIP_PREFIX, CONTROLNET_PREFIX, UNET_PREFIX,
-                                              VAE_PREFIX, clip_key_to_ldm, vae_state_to_ldm)
+from lego_backend.models.ldm_keys_vae import (
+    CLIP_PREFIX,
+    CONTROLNET_PREFIX,
+    UNET_PREFIX,
+    VAE_PREFIX,
+    clip_key_to_ldm,
+    vae_state_to_ldm,
+)
 
 Tensors = dict[str, torch.Tensor]
 

@@ -20,14 +20,31 @@ import torch
 
 from lego_backend.errors import ModelLoadError
 from lego_backend.models.cache import config_dir
-from lego_backend.models.derive import (derive_clip_config, derive_controlnet_config,
-                                        derive_unet_config, derive_vae_config, strip_prefix)
+from lego_backend.models.derive import (
+    derive_clip_config,
+    derive_controlnet_config,
+    derive_unet_config,
+    derive_vae_config,
+    strip_prefix,
+)
 from lego_backend.models.detect import CheckpointInfo, detect_checkpoint
 from lego_backend.models.ldm_keys import layout_from_diffusers_keys, unet_key_to_ldm
-from lego_backend.models.ldm_keys_vae import (CLIP_PREFIX, CONTROLNET_PREFIX, UNET_PREFIX,
-                                              VAE_PREFIX, clip_key_to_ldm, vae_state_to_ldm)
-from lego_backend.models.load_common import (check_keys, component_dir, diffusers_kwargs,
-                                             finish, pretrained, single_file)
+from lego_backend.models.ldm_keys_vae import (
+    CLIP_PREFIX,
+    CONTROLNET_PREFIX,
+    UNET_PREFIX,
+    VAE_PREFIX,
+    clip_key_to_ldm,
+    vae_state_to_ldm,
+)
+from lego_backend.models.load_common import (
+    check_keys,
+    component_dir,
+    diffusers_kwargs,
+    finish,
+    pretrained,
+    single_file,
+)
 from lego_backend.models.lora import LoraDelta, LoraWeights, load_lora, merge_lora
 from lego_backend.models.safetensors_io import load_tensors, read_header
 from lego_backend.models.store import is_diffusers_folder

@@ -87,7 +87,7 @@ def load_tensors(path: Path, keep: Iterable[str] | None = None,
     out: dict[str, torch.Tensor] = {}
     try:
         with safe_open(str(path), framework="pt", device="cpu") as fh:
-            for name in fh.keys():
+            for name in fh.keys():  # noqa: SIM118 (a safe_open handle is not iterable)
                 everything = wanted is None and not prefixes
                 listed = wanted is not None and name in wanted
                 if everything or listed or (prefixes and name.startswith(prefixes)):

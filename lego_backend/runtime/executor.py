@@ -34,7 +34,7 @@ def _fingerprint(ctx: RunContext, step: Step) -> Any:
         return None
     try:
         value = step.spec.fingerprint(ctx, **step.constants)
-    except Exception:  # a failing fingerprint means "always re-run", as in ComfyUI
+    except Exception:  # noqa: BLE001 -- a failing fingerprint means "always re-run", as in ComfyUI
         value = float("nan")
     if isinstance(value, float) and math.isnan(value):
         return uuid.uuid4().hex

@@ -44,7 +44,7 @@ _EXPORTS: dict[str, str] = {
     "build_sampler": "registry", "SAMPLERS": "registry",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -56,7 +56,7 @@ def worker_main(kind: str, spec: ServiceSpec, conn: Any, threads: int | None) ->
             conn.send(("ok", wire, _stats(service)))
             for value in _handles(results):
                 store.release(value)
-        except Exception as exc:  # report to the caller; the worker stays up
+        except Exception as exc:  # noqa: BLE001 -- report to the caller; the worker stays up
             conn.send(("err", f"{type(exc).__name__}: {exc}", traceback.format_exc(), None))
 
 

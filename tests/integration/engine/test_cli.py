@@ -16,13 +16,14 @@ REPO = Path(__file__).resolve().parents[3]
 def lego(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "LEGO_HOME": str(home), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "lego_backend.cli", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def small_example(tmp_path: Path) -> Path:
     prompt = json.loads((REPO / "examples/workflows/txt2img.json").read_text())
     prompt["5"]["inputs"].update(width=64, height=64)
     prompt["3"]["inputs"]["steps"] = 3
+    prompt["4"]["inputs"]["ckpt_name"] = "lego-demo-sd15.safetensors"  # the fast random model
     path = tmp_path / "wf.json"
     path.write_text(json.dumps(prompt))
     return path

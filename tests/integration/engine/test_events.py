@@ -97,7 +97,7 @@ def test_identical_subgraphs_in_one_prompt_run_once(backend):
     prompt["3"]["inputs"]["negative"] = ["17", 0]
     prompt["7"]["inputs"]["text"] = "blurry"
     prompt["6"]["inputs"]["text"] = "blurry"  # positive == negative text too
-    record, rec = run(backend, prompt)
+    record, _rec = run(backend, prompt)
     assert record.status == "success"
     encoder_calls = backend.services.snapshot()
     te = [s for s in encoder_calls if s["kind"] == "text_encoder"]

@@ -20,7 +20,7 @@ def backend(tmp_path, demo_models):
 
 def test_txt2img_writes_png_with_metadata_and_is_byte_deterministic(backend):
     workflow = {"nodes": [], "links": [], "version": 0.4}
-    record, rec = run(backend, txt2img(batch=2), {"extra_pnginfo": {"workflow": workflow}})
+    record, _rec = run(backend, txt2img(batch=2), {"extra_pnginfo": {"workflow": workflow}})
     assert record.status == "success", record.messages
     files = output_files(backend, record)
     assert [f.name for f in files] == ["test_00001_.png", "test_00002_.png"]
@@ -92,7 +92,7 @@ def test_img2img_keeps_size_and_follows_input(backend):
         assert im.size == (64, 64)
     # changing the input file under the same name re-runs LoadImage (file hash in the key)
     Image.fromarray(255 - arr).save(src)
-    record2, rec2 = run(backend, prompt)
+    _record2, rec2 = run(backend, prompt)
     executing = [e.node for e in rec2.events if type(e).__name__ == "Executing"]
     assert "10" in executing
 

@@ -5,8 +5,13 @@ from pathlib import Path
 import torch
 
 from lego_backend.models.demo_lora import demo_lora_deltas
-from lego_backend.models.loading import (load_checkpoint_vae, load_lora, load_text_encoder,
-                                         load_unet, merge_lora)
+from lego_backend.models.loading import (
+    load_checkpoint_vae,
+    load_lora,
+    load_text_encoder,
+    load_unet,
+    merge_lora,
+)
 
 
 def test_both_layouts_give_the_same_normalised_lora(demo_paths: dict[str, Path],

@@ -5,11 +5,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from lego_backend.models.demo import (DEMO_CHECKPOINT, DEMO_CONTROLNET, DEMO_FILES, DEMO_LORA,
-                                      DEMO_LORA_PEFT, DEMO_VAE, build_demo_models,
-                                      demo_models_present)
-from lego_backend.models.loading import (detect_checkpoint, load_checkpoint_vae, load_controlnet,
-                                         load_text_encoder, load_unet, load_vae)
+from lego_backend.models.demo import (
+    DEMO_CHECKPOINT,
+    DEMO_CONTROLNET,
+    DEMO_FILES,
+    DEMO_LORA,
+    DEMO_LORA_PEFT,
+    DEMO_VAE,
+    build_demo_models,
+    demo_models_present,
+)
+from lego_backend.models.loading import (
+    detect_checkpoint,
+    load_checkpoint_vae,
+    load_controlnet,
+    load_text_encoder,
+    load_unet,
+    load_vae,
+)
 from lego_backend.models.safetensors_io import read_header
 from lego_backend.models.store import ModelStore
 

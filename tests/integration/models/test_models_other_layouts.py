@@ -11,8 +11,14 @@ import torch
 from lego_backend.errors import ModelLoadError
 from lego_backend.models.configs import load_shipped_config
 from lego_backend.models.ldm_export import clip_to_ldm
-from lego_backend.models.loading import (detect_checkpoint, load_checkpoint_vae, load_controlnet,
-                                         load_text_encoder, load_unet, load_vae)
+from lego_backend.models.loading import (
+    detect_checkpoint,
+    load_checkpoint_vae,
+    load_controlnet,
+    load_text_encoder,
+    load_unet,
+    load_vae,
+)
 from lego_backend.models.safetensors_io import load_tensors, save_tensors
 from lego_backend.models.store import ModelStore
 from lego_backend.models.tokenizer import load_clip_tokenizer

@@ -4,9 +4,12 @@ import pytest
 
 from lego_backend.errors import ModelLoadError
 from lego_backend.models.configs import load_shipped_config
-from lego_backend.models.derive import (derive_clip_config, derive_controlnet_config,
-                                        derive_unet_config, derive_vae_config)
-
+from lego_backend.models.derive import (
+    derive_clip_config,
+    derive_controlnet_config,
+    derive_unet_config,
+    derive_vae_config,
+)
 
 CASES = [("unet", derive_unet_config, 686), ("vae", derive_vae_config, 248),
          ("text_encoder", derive_clip_config, 196), ("controlnet", derive_controlnet_config, 340)]

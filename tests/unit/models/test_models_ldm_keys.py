@@ -67,9 +67,11 @@ def test_our_export_is_inverted_by_diffusers_converter(component: str) -> None:
     """diffusers' own LDM->diffusers converter must undo our diffusers->LDM mapping exactly,
     on a small model with real tensors."""
     from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
-    from diffusers.loaders.single_file_utils import (convert_controlnet_checkpoint,
-                                                     convert_ldm_unet_checkpoint,
-                                                     convert_ldm_vae_checkpoint)
+    from diffusers.loaders.single_file_utils import (
+        convert_controlnet_checkpoint,
+        convert_ldm_unet_checkpoint,
+        convert_ldm_vae_checkpoint,
+    )
 
     from lego_backend.models.ldm_export import controlnet_to_ldm, unet_to_ldm, vae_to_ldm
 

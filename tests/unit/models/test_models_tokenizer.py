@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lego_backend.models.tokenizer import (VOCAB_SIZE, bpe_source, derive_vocab_and_merges,
-                                           load_clip_tokenizer, tokenizer_dir)
+from lego_backend.models.tokenizer import (
+    VOCAB_SIZE,
+    bpe_source,
+    derive_vocab_and_merges,
+    load_clip_tokenizer,
+    tokenizer_dir,
+)
 
 
 def test_vocab_derivation_matches_clip() -> None:
