@@ -14,8 +14,8 @@ import torch
 
 from lego_backend.models.safetensors_io import load_tensors
 
-# The name ends at whitespace, a comma, brackets or ':'. A weight written into the reference,
-# (embedding:x:1.2), is consumed and ignored: prompt weights are not applied by this encoder.
+# The name ends at whitespace, a comma, brackets or ':'. In `(embedding:x:1.2)` the emphasis
+# parser (prompt_weights.py) has already taken the weight; a bare `embedding:x:1.2` drops it.
 EMBEDDING_RE = re.compile(r"embedding:([^\s,()\[\]{}:]+)(?::[-+]?[0-9]*\.?[0-9]+)?")
 _EXTENSIONS = (".safetensors", ".pt", ".bin", ".pth")
 

@@ -3,7 +3,10 @@
 `embedding:NAME` in a prompt stands for the vectors of a textual inversion: the tokens around it
 are encoded as usual and the embedding's vectors take the places of placeholder tokens (a hook on
 the token-embedding layer swaps them in), so positions, chunking and the pooled output work as
-for words. Unknown names are logged and dropped, as ComfyUI does."""
+for words. Unknown names are logged and dropped, as ComfyUI does.
+
+Emphasis, `(words)` and `(words:1.2)`, is parsed and applied as ComfyUI does
+(models/prompt_weights.py): against the empty prompt's encoding, after the transformer."""
 from __future__ import annotations
 
 import logging
@@ -15,20 +18,20 @@ from typing import Any
 import torch
 
 from lego_backend.models import loading
-from lego_backend.models.embeddings import (
-    embedding_folders_near,
-    find_embedding,
-    has_embeddings,
-    read_vectors,
-    split_prompt,
+from lego_backend.models.embeddings import embedding_folders_near, find_embedding, read_vectors
+from lego_backend.models.prompt_weights import (
+    CHUNK_TOKENS,
+    PLACEHOLDER_ID,
+    TokenChunks,
+    apply_weights,
+    tokenize_prompt,
 )
 from lego_backend.services.adapters import AdapterCache, loaded_rows, row_adapters
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 
 log = logging.getLogger(__name__)
 
-CHUNK_TOKENS = 75  # CLIP sees 77 positions: BOS + 75 tokens + EOS; longer prompts use more chunks
-PLACEHOLDER_ID = 0  # token id standing where an embedding vector goes (never EOS: pooling)
+__all__ = ["CHUNK_TOKENS", "PLACEHOLDER_ID", "TextEncoderService", "injected_embeddings"]
 
 # Where embedding vectors go: (chunk, position) -> vector [d]
 Injections = dict[tuple[int, int], torch.Tensor]
@@ -78,11 +81,7 @@ class TextEncoderService(ModelService):
         rows = [[bos, *p, eos] + [eos] * (CHUNK_TOKENS - len(p)) for p in pieces or [[]]]
         return torch.tensor(rows, dtype=torch.long)
 
-    def chunks(self, text: str) -> torch.Tensor:
-        ids = self._tokens(text)
-        return self._rows([ids[i:i + CHUNK_TOKENS] for i in range(0, len(ids), CHUNK_TOKENS)])
-
-    def _vectors(self, name: str, given: dict[str, Any]) -> torch.Tensor | None:
+    def _vectors(self, name: str, given: dict[str, Any]) -> list[torch.Tensor] | None:
         path = given.get(name)
         if path is None:
             path = find_embedding(name, embedding_folders_near(self.spec.path))
@@ -93,33 +92,18 @@ class TextEncoderService(ModelService):
             why = "does not exist" if path is None else f"has no {hidden}-wide vectors"
             log.warning("warning, embedding:%s %s, ignoring", name, why)
             self.missing_embeddings.append(name)
-        return vectors
+            return None
+        return list(vectors)
+
+    def tokenize(self, text: str, given: dict[str, Any]) -> TokenChunks:
+        """The prompt's chunks: ids, emphasis weights and embedding slots."""
+        return tokenize_prompt(text, self._tokens, lambda name: self._vectors(name, given))
 
     def chunks_with_embeddings(self, text: str, given: dict[str, Any]
                                ) -> tuple[torch.Tensor, Injections]:
-        """Like `chunks`, with each embedding's vectors kept in one chunk where they fit."""
-        pieces: list[list[int]] = [[]]
-        inject: Injections = {}
-        for kind, value in split_prompt(text):
-            if kind == "text":
-                for tok in self._tokens(value):
-                    if len(pieces[-1]) == CHUNK_TOKENS:
-                        pieces.append([])
-                    pieces[-1].append(tok)
-                continue
-            vectors = self._vectors(value, given)
-            if vectors is None:
-                continue
-            if len(vectors) <= CHUNK_TOKENS and len(pieces[-1]) + len(vectors) > CHUNK_TOKENS:
-                pieces.append([])
-            for vec in vectors:
-                if len(pieces[-1]) == CHUNK_TOKENS:
-                    pieces.append([])
-                inject[(len(pieces) - 1, len(pieces[-1]) + 1)] = vec  # +1: after BOS
-                pieces[-1].append(PLACEHOLDER_ID)
-        if len(pieces) > 1 and not pieces[-1]:
-            pieces.pop()
-        return self._rows(pieces), inject
+        """Id rows [chunks, 77] and where embedding vectors go."""
+        chunks = self.tokenize(text, given)
+        return self._rows(chunks.pieces), chunks.inject
 
     def _transformer(self) -> Any:
         """The module holding embeddings / final_layer_norm: CLIPTextModel itself since
@@ -130,13 +114,14 @@ class TextEncoderService(ModelService):
     @torch.inference_mode()
     def _encode(self, text: str, clip_skip: int, adapters: Any,
                 embeddings: dict[str, Any]) -> tuple[Any, Any]:
-        inject: Injections = {}
-        if has_embeddings(text):
-            ids, inject = self.chunks_with_embeddings(text, embeddings)
-        else:
-            ids = self.chunks(text)
+        chunks = self.tokenize(text, embeddings)
+        ids = self._rows(chunks.pieces)
+        n = ids.shape[0]
+        if chunks.weighted:  # the empty prompt rides along: emphasis is relative to it
+            ids = torch.cat([ids, self._rows([[]])])
         rows = loaded_rows(self.adapters, [(0, ids.shape[0])], [adapters], wait=True)
-        with row_adapters(self.model, "text_encoder", rows), injected_embeddings(self._transformer(), inject):
+        with row_adapters(self.model, "text_encoder", rows), \
+                injected_embeddings(self._transformer(), chunks.inject):
             out = self.model(input_ids=ids, output_hidden_states=clip_skip != -1)
         if clip_skip == -1:
             hidden = out.last_hidden_state
@@ -144,6 +129,8 @@ class TextEncoderService(ModelService):
             # ComfyUI's SD1 CLIP normalises an earlier layer with the final layer norm too.
             layer = out.hidden_states[clip_skip]
             hidden = self._transformer().final_layer_norm(layer)
+        if chunks.weighted:
+            hidden = apply_weights(hidden[:n], chunks.weight_rows(), hidden[n])
         cond = hidden.reshape(1, -1, hidden.shape[-1]).contiguous()
         pooled = out.pooler_output[:1].contiguous()
         return self.store.put(cond), self.store.put(pooled)

@@ -11,7 +11,8 @@ the pooled vector is the first chunk's. CLIPTextEncodeSDXL gives each encoder it
 
 `embedding:NAME` takes the vectors of a textual inversion with both widths (SDXL files carry
 `clip_l` and `clip_g`); names not found, or without vectors for both encoders, are logged and
-dropped, as ComfyUI does."""
+dropped, as ComfyUI does. Emphasis, `(words:1.2)`, is applied to each encoder's hidden states
+against that encoder's encoding of the empty prompt (models/prompt_weights.py)."""
 from __future__ import annotations
 
 import logging
@@ -22,25 +23,22 @@ from typing import Any
 import torch
 
 from lego_backend.errors import ModelLoadError
-from lego_backend.models.embeddings import (
-    embedding_folders_near,
-    find_embedding,
-    read_vectors,
-    split_prompt,
-)
+from lego_backend.models.embeddings import embedding_folders_near, find_embedding, read_vectors
 from lego_backend.models.loading_sdxl import load_sdxl_text_encoders
+from lego_backend.models.prompt_weights import (
+    CHUNK_TOKENS,
+    TokenChunks,
+    apply_weights,
+    tokenize_prompt,
+)
 from lego_backend.services.protocol import ModelService, ServiceCall, ServiceSpec, module_bytes
 from lego_backend.services.text_encoder import injected_embeddings
 
 log = logging.getLogger(__name__)
 
-CHUNK_TOKENS = 75  # 77 positions: BOS + 75 tokens + EOS
-PLACEHOLDER_ID = 0  # stands where an embedding vector goes (never EOS: pooling finds EOS)
 G_PAD_ID = 0  # bigG pads after EOS with token 0 ("!"), not with EOS
 DEFAULT_LAYER = -2  # SDXL reads the penultimate layer of both encoders
 
-# (chunk, position) -> (vector for CLIP-L, vector for bigG)
-Injections = dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]]
 
 
 class SdxlTextEncoderService(ModelService):
@@ -97,32 +95,18 @@ class SdxlTextEncoderService(ModelService):
             return None
         return pair[0], pair[1]
 
-    def _pieces(self, text: str, given: dict[str, Any]) -> tuple[list[list[int]], Injections]:
-        """Token ids in chunks of at most 75, and where embedding vectors go."""
+    def _chunks(self, text: str, given: dict[str, Any]) -> TokenChunks:
+        """Token ids in chunks of at most 75, their emphasis weights, and where embedding
+        vectors go."""
         tok = self.encoders.tokenizer
-        pieces: list[list[int]] = [[]]
-        inject: Injections = {}
-        for kind, value in split_prompt(text):
-            if kind == "text":
-                for t in tok(value, add_special_tokens=False, truncation=False)["input_ids"]:
-                    if len(pieces[-1]) == CHUNK_TOKENS:
-                        pieces.append([])
-                    pieces[-1].append(t)
-                continue
-            pair = self._vectors(value, given)
-            if pair is None:
-                continue
-            n = len(pair[0])
-            if n <= CHUNK_TOKENS and len(pieces[-1]) + n > CHUNK_TOKENS:
-                pieces.append([])  # keep one embedding in one chunk where it fits
-            for vec_l, vec_g in zip(*pair):
-                if len(pieces[-1]) == CHUNK_TOKENS:
-                    pieces.append([])
-                inject[(len(pieces) - 1, len(pieces[-1]) + 1)] = (vec_l, vec_g)  # +1: BOS
-                pieces[-1].append(PLACEHOLDER_ID)
-        if len(pieces) > 1 and not pieces[-1]:
-            pieces.pop()
-        return pieces, inject
+
+        def pairs(name: str) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+            pair = self._vectors(name, given)
+            return None if pair is None else list(zip(*pair))
+
+        return tokenize_prompt(
+            text, lambda value: tok(value, add_special_tokens=False,
+                                    truncation=False)["input_ids"], pairs)
 
     def _rows(self, pieces: list[list[int]], pad: int | None) -> torch.Tensor:
         tok = self.encoders.tokenizer
@@ -136,22 +120,30 @@ class SdxlTextEncoderService(ModelService):
     @torch.inference_mode()
     def _encode(self, text_g: str, text_l: str, clip_skip: int,
                 embeddings: dict[str, Any]) -> tuple[Any, Any]:
-        pieces_g, inject_g = self._pieces(text_g, embeddings)
-        pieces_l, inject_l = (pieces_g, inject_g) if text_l == text_g else \
-            self._pieces(text_l, embeddings)
+        chunks_g = self._chunks(text_g, embeddings)
+        chunks_l = chunks_g if text_l == text_g else self._chunks(text_l, embeddings)
         # ComfyUI pads the shorter list with whole chunks of the empty prompt
-        chunks = max(len(pieces_g), len(pieces_l))
-        pieces_g = pieces_g + [[]] * (chunks - len(pieces_g))
-        pieces_l = pieces_l + [[]] * (chunks - len(pieces_l))
+        n = max(len(chunks_g.pieces), len(chunks_l.pieces))
+        weighted = chunks_g.weighted or chunks_l.weighted
+        extra = [[]] if weighted else []  # the empty prompt rides along for emphasis
+
+        def ids(chunks: TokenChunks, pad: int | None) -> torch.Tensor:
+            return self._rows(chunks.pieces + [[]] * (n - len(chunks.pieces)) + extra, pad)
+
         layer = DEFAULT_LAYER if clip_skip == -1 else clip_skip
         enc = self.encoders
         with ExitStack() as stack:
-            stack.enter_context(injected_embeddings(_transformer(enc.clip_l), {k: v[0] for k, v in inject_l.items()}))
-            stack.enter_context(injected_embeddings(_transformer(enc.clip_g), {k: v[1] for k, v in inject_g.items()}))
-            out_l = enc.clip_l(input_ids=self._rows(pieces_l, None), output_hidden_states=True)
-            out_g = enc.clip_g(input_ids=self._rows(pieces_g, G_PAD_ID),
-                               output_hidden_states=True)
-        hidden = torch.cat([out_l.hidden_states[layer], out_g.hidden_states[layer]], dim=-1)
+            stack.enter_context(injected_embeddings(
+                _transformer(enc.clip_l), {k: v[0] for k, v in chunks_l.inject.items()}))
+            stack.enter_context(injected_embeddings(
+                _transformer(enc.clip_g), {k: v[1] for k, v in chunks_g.inject.items()}))
+            out_l = enc.clip_l(input_ids=ids(chunks_l, None), output_hidden_states=True)
+            out_g = enc.clip_g(input_ids=ids(chunks_g, G_PAD_ID), output_hidden_states=True)
+        h_l, h_g = out_l.hidden_states[layer], out_g.hidden_states[layer]
+        if weighted:
+            h_l = apply_weights(h_l[:n], chunks_l.weight_rows(n), h_l[n])
+            h_g = apply_weights(h_g[:n], chunks_g.weight_rows(n), h_g[n])
+        hidden = torch.cat([h_l, h_g], dim=-1)
         cond = hidden.reshape(1, -1, hidden.shape[-1]).contiguous()
         pooled = out_g.text_embeds[:1].contiguous()
         return self.store.put(cond), self.store.put(pooled)

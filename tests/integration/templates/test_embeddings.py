@@ -35,10 +35,12 @@ def test_embedding_changes_the_conditioning(encoder) -> None:
     with_emb = cond(encoder, f"a photo of embedding:{NAME} a cat")
     assert with_emb.shape == plain.shape == (1, 77, 32)
     assert not torch.allclose(plain, with_emb)
-    # the extension and a weight are accepted; the name is what counts
+    # the extension is accepted; a weight in brackets is emphasis on the embedding's vectors
     assert torch.equal(with_emb, cond(encoder, f"a photo of embedding:{DEMO_EMBEDDING} a cat"))
-    assert torch.equal(cond(encoder, f"x (embedding:{NAME}:1.2)"),
-                       cond(encoder, f"x (embedding:{NAME}:0.5)"))
+    assert torch.equal(cond(encoder, f"x (embedding:{NAME}:1.0)"),
+                       cond(encoder, f"x embedding:{NAME}"))
+    assert not torch.equal(cond(encoder, f"x (embedding:{NAME}:1.2)"),
+                           cond(encoder, f"x (embedding:{NAME}:0.5)"))
 
 
 def test_other_vectors_give_other_conditioning(encoder, tmp_path) -> None:
