@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="tiny architecture (smoke test of the pipeline, draws nothing)")
     train.add_argument("--vae-steps", type=int, default=TrainConfig.vae_steps)
     train.add_argument("--unet-steps", type=int, default=TrainConfig.unet_steps)
+    train.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch,
+                       help="scenes per UNet step (per-step cost is mostly fixed overhead on "
+                            "a CPU, so larger batches see more scenes per minute)")
     train.add_argument("--max-steps", type=int, help="cap VAE and UNet steps (smoke tests)")
     train.add_argument("--vae-from", type=Path,
                        help="skip stage 1, use the vae.safetensors an earlier run wrote")
@@ -56,7 +59,8 @@ def main_demo(argv: list[str]) -> int:
         cap = args.max_steps
         run_training(TrainConfig(
             out=Path(args.out), minutes=args.minutes, seed=args.seed, pool=args.pool,
-            tiny=args.tiny, vae_from=args.vae_from, vae_steps=min(args.vae_steps, cap or args.vae_steps),
+            tiny=args.tiny, vae_from=args.vae_from, unet_batch=args.unet_batch,
+            vae_steps=min(args.vae_steps, cap or args.vae_steps),
             unet_steps=min(args.unet_steps, cap or args.unet_steps)))
         return 0
     checkpoint = args.checkpoint or _shipped()
