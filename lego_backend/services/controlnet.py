@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from lego_backend.models import loading
+from lego_backend.services.fast_modules import direct_attention
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 
 
@@ -15,9 +16,11 @@ class ControlNetService(ModelService):
     hint: [n, 3, H, W] in 0..1 at pixel resolution (8x the latent)."""
 
     model: Any = None
+    step_ops = frozenset({"residuals"})
 
     def load(self) -> None:
         self.model = loading.load_controlnet(self.spec.path).eval().requires_grad_(False)
+        direct_attention(self.model)
 
     def unload(self) -> None:
         self.model = None

@@ -9,6 +9,7 @@ import torch
 
 from lego_backend.models import loading
 from lego_backend.services.adapters import AdapterCache, loaded_rows, row_adapters
+from lego_backend.services.fast_modules import direct_attention
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 
 
@@ -19,6 +20,7 @@ class DenoiserService(ModelService):
     its rows only; one still loading is skipped: the caller waits for it by step K)."""
 
     model: Any = None
+    step_ops = frozenset({"unet"})
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -27,6 +29,7 @@ class DenoiserService(ModelService):
     def load(self) -> None:
         self.model = loading.load_unet(self.spec.path)
         self.model.eval().requires_grad_(False)
+        direct_attention(self.model)
 
     def close(self) -> None:
         self.adapters.close()
@@ -45,8 +48,20 @@ class DenoiserService(ModelService):
         a = call.args
         return (tuple(a["x"].shape[1:]), tuple(a["context"].shape[1:]))
 
-    @torch.inference_mode()
     def _run(self, calls: list[ServiceCall]) -> list[Any]:
+        # Rows asking for the same LoRAs run next to each other, LoRA-free rows last: each
+        # LoRA then costs one low-rank product per layer for all its rows (adapters.py).
+        order = sorted(range(len(calls)), key=lambda i: _adapter_key(calls[i]))
+        if order == list(range(len(calls))):
+            return self._forward(calls)
+        results = self._forward([calls[i] for i in order])
+        out: list[Any] = [None] * len(calls)
+        for i, result in zip(order, results):
+            out[i] = result
+        return out
+
+    @torch.inference_mode()
+    def _forward(self, calls: list[ServiceCall]) -> list[Any]:
         get = self.store.get
         sizes = [c.args["x"].shape[0] for c in calls]
         x = torch.cat([get(c.args["x"]) for c in calls])
@@ -64,6 +79,11 @@ class DenoiserService(ModelService):
         with row_adapters(self.model, "unet", rows):
             out = self.model(x, t, encoder_hidden_states=ctx, return_dict=False, **extra)[0]
         return [self.store.put(part) for part in torch.split(out, sizes)]
+
+
+def _adapter_key(call: ServiceCall) -> tuple[bool, tuple[tuple[str, float], ...]]:
+    refs = call.args.get("adapters", ())
+    return (not refs, tuple((r.identity, r.strength) for r in refs))
 
 
 def _residuals(calls: list[ServiceCall], sizes: list[int], get: Any) -> dict[str, Any]:

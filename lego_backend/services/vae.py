@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from lego_backend.models import loading
+from lego_backend.services.fast_modules import direct_attention
 from lego_backend.services.protocol import ModelService, ServiceCall, module_bytes
 
 
@@ -23,6 +24,7 @@ class VaeService(ModelService):
         else:
             self.model = loading.load_checkpoint_vae(self.spec.path)
         self.model.eval().requires_grad_(False)
+        direct_attention(self.model)
 
     def unload(self) -> None:
         self.model = None
