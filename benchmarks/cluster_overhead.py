@@ -1,9 +1,14 @@
 """Cluster overhead: the same trace of demo txt2img prompts (20 steps) run by the embedded engine
 (replicas as threads in this process) and by the same engine with `--cluster ray` (a local Ray
 started on this machine; text encoder, denoiser and VAE each in a Ray actor), in one run. The
-two alternate request by request so both see the same machine state. Reports per-request
-latency (p50, p95) of each, the latency Ray adds per request (p50, p95 of the paired
-differences), the ratio, and the tensor hops by transport (count, bytes, mean time).
+arms take turns request by request (the order rotates) so all see the same machine state:
+- embedded;
+- ray: per-step denoiser calls over the direct channel to the actor (the default);
+- ray-calls: the same actors with every call a Ray actor call (LEGO_RAY_DIRECT=0), i.e. what
+  the direct channel saves.
+Reports per-request latency (p50, p95) of each arm, the latency each Ray arm adds per request
+(p50, p95 of the paired differences with the embedded request of the same round), the ratio,
+and the tensor hops by transport (count, bytes, mean time) of the default Ray arm.
 Goal: Ray mode adds <= 50 ms p50 per request.
 
     .venv/bin/python benchmarks/cluster_overhead.py [--requests 20] [--steps 20] [--size 64]
@@ -57,6 +62,18 @@ def run_one(backend: Backend, seed: int, steps: int, size: int) -> float:
     return elapsed
 
 
+def _add_hops(total: dict[str, dict[str, float]], snap: dict[str, dict[str, float]]) -> None:
+    for label, h in snap.items():
+        row = total.setdefault(label, {"hops": 0, "bytes": 0, "seconds": 0.0})
+        for k in row:
+            row[k] += h[k]
+
+
+def _finish_hops(total: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {label: {**h, "mean_ms": 1000.0 * h["seconds"] / h["hops"] if h["hops"] else 0.0}
+            for label, h in sorted(total.items())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -74,50 +91,71 @@ def main() -> int:
         if args.models is None:
             build_demo_models(models)
         start = time.perf_counter()
-        connect("ray", init_kwargs={"num_cpus": os.cpu_count() or 2,
+        cluster = connect("ray", init_kwargs={"num_cpus": os.cpu_count() or 2,
                                     "object_store_memory": 200 * 1000 * 1000})
         ray_start_s = time.perf_counter() - start
         embedded = make_backend(tmp / "embedded", models)
         base = make_backend(tmp / "ray", models)
         on_ray = Backend(dataclasses.replace(base.config, replica_runtime="ray"))
         try:
-            for i in range(args.warmup):  # model loads, actor starts
+            for i in range(args.warmup):  # model loads, actor starts, direct channel opens
                 run_one(embedded, 1000 + i, args.steps, args.size)
-                run_one(on_ray, 1000 + i, args.steps, args.size)
-            HOPS.reset()
-            emb, ray_s = [], []
-            for i in range(args.requests):  # alternate who goes first
-                pair = [(embedded, emb), (on_ray, ray_s)]
-                for backend, times in (pair if i % 2 == 0 else pair[::-1]):
+                for direct in (True, False):
+                    cluster.direct = direct
+                    run_one(on_ray, 1000 + i, args.steps, args.size)
+            load_before = os.getloadavg()
+            emb, ray_s, calls_s = [], [], []
+            hops: dict[str, dict[str, float]] = {}
+            arms = [(embedded, emb, True), (on_ray, ray_s, True), (on_ray, calls_s, False)]
+            for i in range(args.requests):  # rotate who goes first
+                k = i % len(arms)
+                for backend, times, direct in arms[k:] + arms[:k]:
+                    cluster.direct = direct
+                    HOPS.reset()
                     times.append(run_one(backend, i, args.steps, args.size))
-            hops = HOPS.snapshot()
+                    if times is ray_s:
+                        _add_hops(hops, HOPS.snapshot())
+            cluster.direct = True
+            hops = _finish_hops(hops)
+            load_after = os.getloadavg()
             services = on_ray.services_report()["services"]
         finally:
             on_ray.stop()
             embedded.stop()
             disconnect()
     added = [r - e for r, e in zip(ray_s, emb)]
+    added_calls = [r - e for r, e in zip(calls_s, emb)]
     result = {
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                     "torch": torch.__version__, "torch_threads": 1},
         "config": {"requests": args.requests, "warmup": args.warmup, "steps": args.steps,
                    "size": args.size, "graph": "demo txt2img (CFG: 2 rows per step)"},
         "ray_start_s": ray_start_s,
+        "load_average_1m": {"before": load_before[0], "after": load_after[0]},
         "embedded_ms": {"p50": 1000 * percentile(emb, 50), "p95": 1000 * percentile(emb, 95)},
         "ray_ms": {"p50": 1000 * percentile(ray_s, 50), "p95": 1000 * percentile(ray_s, 95)},
         "added_ms": {"p50": 1000 * percentile(added, 50), "p95": 1000 * percentile(added, 95)},
+        "ray_calls_ms": {"p50": 1000 * percentile(calls_s, 50),
+                         "p95": 1000 * percentile(calls_s, 95)},
+        "added_calls_ms": {"p50": 1000 * percentile(added_calls, 50),
+                           "p95": 1000 * percentile(added_calls, 95)},
         "ratio_p50": statistics.median(ray_s) / statistics.median(emb),
         "hops": hops,
         "hops_per_request": {k: v["hops"] / args.requests for k, v in hops.items()},
         "replicas": {s["kind"]: s["replica_detail"] for s in services},
         "goal": "added p50 <= 50 ms",
     }
+    print(f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after")
     print(f"embedded   p50 {result['embedded_ms']['p50']:8.1f} ms  "
           f"p95 {result['embedded_ms']['p95']:8.1f} ms")
     print(f"ray        p50 {result['ray_ms']['p50']:8.1f} ms  p95 {result['ray_ms']['p95']:8.1f} ms")
     print(f"added      p50 {result['added_ms']['p50']:8.1f} ms  "
           f"p95 {result['added_ms']['p95']:8.1f} ms  (ray/embedded p50 {result['ratio_p50']:.2f}, "
           f"goal: added p50 <= 50 ms)")
+    print(f"ray-calls  p50 {result['ray_calls_ms']['p50']:8.1f} ms  "
+          f"p95 {result['ray_calls_ms']['p95']:8.1f} ms  added p50 "
+          f"{result['added_calls_ms']['p50']:.1f} ms  p95 {result['added_calls_ms']['p95']:.1f} ms"
+          "  (every call a Ray actor call)")
     for label, h in hops.items():
         print(f"hop {label:<20} {h['hops'] / args.requests:6.1f}/request  "
               f"{h['bytes'] / max(1, h['hops']):9.0f} B/hop  mean {h['mean_ms']:.2f} ms")

@@ -2,7 +2,9 @@
 some node. The driver keeps the queue and the batching policy (services/replica.py); the actor
 only runs the batches it is sent. Inputs arrive as object references and are fetched here,
 straight from the object store of whichever node holds them; outputs go back as one payload per
-call (owned by the driver, so they outlive this actor)."""
+call (owned by the driver, so they outlive this actor). Per-step batches (a denoiser forward)
+arrive instead over the actor's direct channel (cluster/direct.py), served on its own thread,
+and their outputs go back by value on it; the driver sends one batch at a time either way."""
 from __future__ import annotations
 
 import os
@@ -14,6 +16,7 @@ from lego_backend import process_env
 
 process_env.configure()  # before torch: offline hub, passive OpenMP waiting
 
+from lego_backend.cluster.direct import DirectAddress, DirectServer
 from lego_backend.cluster.wire import (
     Slot,
     check_control,
@@ -24,6 +27,8 @@ from lego_backend.cluster.wire import (
 )
 from lego_backend.dataplane.handle import TensorHandle
 from lego_backend.services.protocol import ServiceCall, ServiceSpec
+
+STATS_REFRESH_S = 1.0
 
 
 class ReplicaActor:
@@ -37,6 +42,19 @@ class ReplicaActor:
             torch.set_num_threads(threads)
         self.store = TensorStore()
         self.service = DEFAULT_FACTORIES[spec.kind](spec, self.store)
+        self._direct: DirectServer | None = None
+        self._resident = 0  # resident bytes as last counted (see stats)
+        self._counted_loaded = False
+        self._counted_at = float("-inf")
+
+    def open_direct(self) -> DirectAddress:
+        """Address and token of this actor's direct channel (cluster/direct.py), opened on
+        first use: the driver sends per-step calls there instead of through Ray."""
+        if self._direct is None:
+            import ray
+            self._direct = DirectServer(ray.util.get_node_ip_address(),
+                                        lambda message: self.run(*message))
+        return self._direct.address
 
     def where(self) -> dict[str, Any]:
         """Node, address and process of this actor (for placement and /lego/services)."""
@@ -46,17 +64,26 @@ class ReplicaActor:
                 "host": socket.gethostname()}
 
     def stats(self) -> dict[str, Any]:
-        return {"loaded": self.service.loaded, "resident_bytes": self.service.resident_bytes(),
-                "pid": os.getpid()}
+        """What the driver shows for this replica; sent back with every batch. Resident bytes
+        walk every weight tensor (about 1 ms for the demo UNet, as long as a 64 px step's
+        Ray overhead), so they are counted again only when the weights were (un)loaded or a
+        second has passed (adapters may have come and gone)."""
+        loaded, now = self.service.loaded, time.monotonic()
+        if loaded != self._counted_loaded or now - self._counted_at > STATS_REFRESH_S:
+            self._resident = self.service.resident_bytes()
+            self._counted_loaded, self._counted_at = loaded, now
+        return {"loaded": loaded, "resident_bytes": self._resident, "pid": os.getpid()}
 
     def unload(self) -> dict[str, Any]:
         self.service.unload()
+        self._counted_at = float("-inf")
         return self.stats()
 
     def run(self, control: list[tuple[str, Any]], refs: list[Any],
             inline: list[Any] | None) -> tuple[Any, ...]:
-        """Run one batch: `inline` is payload 0 when Ray carried it in the call, else `refs[0]`
-        is. Returns (skeletons, stats, fetches, seconds busy) then one payload per call."""
+        """Run one batch: `inline` is payload 0 when it came with the call (inside the Ray call
+        or over the direct channel), else `refs[0]` is. Returns (skeletons, stats, fetches,
+        seconds busy) then one payload per call."""
         import ray
 
         started = time.perf_counter()

@@ -11,7 +11,12 @@ taken out of service: its callers get a ReplicaDeadError, the pool routes around
 
 A whole node dying also loses the results held in its object store. A call (or a read in the
 driver) that needs one raises InputLostError naming the lost objects and the node; the executor
-then re-runs the graph nodes that produced them and retries (runtime/executor.py)."""
+then re-runs the graph nodes that produced them and retries (runtime/executor.py).
+
+Per-step calls (the service's `step_ops`: a denoiser forward, a ControlNet's residuals) whose
+inputs all live in this process skip Ray's task path: they go over a direct socket to the actor
+(cluster/direct.py) and their results come back by value, since the sampler reads them at once.
+Everything else, and every step call when that socket cannot be opened, goes through Ray."""
 from __future__ import annotations
 
 import contextlib
@@ -25,6 +30,7 @@ from typing import Any
 
 import torch
 
+from lego_backend.cluster.direct import ChannelClosed, DirectChannel
 from lego_backend.cluster.runtime import RayCluster, current, import_ray
 from lego_backend.cluster.wire import Slot, from_payload, nbytes, to_payload, walk
 from lego_backend.dataplane.handle import TensorHandle
@@ -74,6 +80,9 @@ class RayReplica(Replica):
         self._input_nodes: dict[str, str] = {}
         self._stats: dict[str, Any] = {"loaded": False, "resident_bytes": 0}
         self._spec = service.spec
+        self._channel: DirectChannel | None = None  # to the current actor, opened on first step
+        self._probe: Any = None  # a liveness check in flight while a direct call runs long
+        self.direct_off: str | None = None  # why step calls go through Ray, if they do
         self._start_actor()
         super().__init__(service, max_batch, linger_s)
         self.runtime = "ray"
@@ -81,6 +90,7 @@ class RayReplica(Replica):
 
     # --- the actor -----------------------------------------------------------------------------
     def _start_actor(self) -> None:
+        self._drop_channel()
         self._actor = self.cluster.start_actor(self._spec, self._threads)
         self._ready = self._actor.where.remote()
         self._where = {}
@@ -135,7 +145,7 @@ class RayReplica(Replica):
                     # An input's bytes died with their node: re-running here cannot help; the
                     # executor re-runs whoever produced them.
                     raise self._lost(exc) from None
-                except dead as death:
+                except (dead, ChannelClosed) as death:
                     failures += 1
                     self.restarts += 1
                     why = _first_line(death)
@@ -164,7 +174,8 @@ class RayReplica(Replica):
     def _run_on_actor(self, calls: list[ServiceCall]) -> list[Any]:
         """One batch on the actor. Payload 0 holds the tensors that live in this process (one
         payload for the whole batch: one transfer, not one per tensor); payloads 1.. are
-        results of other actors still in the object store, forwarded by reference."""
+        results of other actors still in the object store, forwarded by reference. A step
+        batch with no such references goes over the direct channel instead."""
         ray, store, caps = self._ray, self.service.store, self.cluster.capabilities
         here, there = self._driver(), self._location()
         self._input_nodes = {}  # object id -> node, to name the node if one is lost
@@ -190,6 +201,10 @@ class RayReplica(Replica):
 
         control = [(c.op, walk(c.args, ship)) for c in calls]
         size = sum(nbytes(item) for item in local)
+        if not refs and self._direct_wanted(calls):
+            results = self._run_direct(control, local, size)
+            if results is not None:
+                return results
         label = hop_label(choose_transport(here, there, caps), here, there)
         inline: list[Any] | None = local
         if size > self.cluster.inline_bytes:  # through the object store
@@ -220,6 +235,77 @@ class RayReplica(Replica):
             results.append(walk(skeleton, arrive))
         return results
 
+    # --- the direct channel for per-step calls -----------------------------------------------------
+    def _direct_wanted(self, calls: list[ServiceCall]) -> bool:
+        step_ops = getattr(self.service, "step_ops", frozenset())
+        return (self.cluster.direct and self.direct_off is None
+                and all(c.op in step_ops for c in calls))
+
+    def _run_direct(self, control: list[Any], local: list[Any], size: int) -> list[Any] | None:
+        """The batch over the direct channel; None if it cannot be used (then Ray carries it).
+        A dead actor raises (RayActorError from the liveness check, or ChannelClosed) so that
+        `_execute` starts a new one and runs the batch again."""
+        channel = self._channel or self._open_channel()
+        if channel is None:
+            return None
+        sent = time.perf_counter()
+        try:
+            reply, out_bytes = channel.call((control, [], local), self._check_alive)
+        except ChannelClosed:
+            self._drop_channel()
+            if self._actor_alive():  # only the socket broke: this batch goes through Ray
+                log.warning("%s: direct channel broke, actor alive; reconnecting",
+                            self._spec.label)
+                return None
+            raise
+        finally:
+            self._probe = None
+        rtt = time.perf_counter() - sent
+        (skeletons, stats, _, busy_s), *outs = reply
+        self._stats = stats
+        there = self._where["node"]
+        label = "direct:same-node" if there == self.cluster.driver_node else "direct:cross-node"
+        back = sum(nbytes(item) for payload in outs for item in payload)
+        HOPS.record(label, out_bytes + back, max(0.0, rtt - busy_s))
+        store = self.service.store
+        return [walk(skeleton, lambda slot, payload=payload:
+                     store.put(from_payload(payload[slot.index])))
+                for skeleton, payload in zip(skeletons, outs)]
+
+    def _open_channel(self) -> DirectChannel | None:
+        try:
+            address = self._ray.get(self._actor.open_direct.remote(), timeout=START_TIMEOUT_S)
+            self._channel = DirectChannel(address)
+        except OSError as exc:  # e.g. a firewall between nodes: Ray's path still works
+            self.direct_off = f"cannot connect to the actor's direct channel: {exc}"
+            log.warning("%s: %s; step calls go through Ray", self._spec.label, self.direct_off)
+            return None
+        return self._channel
+
+    def _drop_channel(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        self._channel = None
+        self._probe = None
+
+    def _check_alive(self) -> None:
+        """Called every couple of seconds while a direct call has no reply: a dead node never
+        closes the socket, so ask Ray (its answer comes once its health checks have run)."""
+        if self._probe is None:
+            self._probe = self._actor.where.remote()
+            return
+        ready, _ = self._ray.wait([self._probe], timeout=0)
+        if ready:
+            self._probe = None
+            self._ray.get(ready[0])  # raises RayActorError if the actor is gone
+
+    def _actor_alive(self) -> bool:
+        try:
+            self._ray.get(self._actor.where.remote(), timeout=START_TIMEOUT_S)
+        except (self._ray.exceptions.RayActorError, self._ray.exceptions.GetTimeoutError):
+            return False
+        return True
+
     # --- what the pool and /lego/services see ----------------------------------------------------
     @property
     def loaded(self) -> bool:
@@ -234,6 +320,9 @@ class RayReplica(Replica):
                                "actor_id": self._where.get("actor_id"),
                                "restarts": self.restarts,
                                "resources": self.cluster.resources_for(self._spec.kind).demand()}
+        if getattr(self.service, "step_ops", None):  # how its per-step calls travel
+            out["step_channel"] = ("direct" if self.cluster.direct and self.direct_off is None
+                                   else f"ray ({self.direct_off or 'LEGO_RAY_DIRECT=0'})")
         if self.out_of_service:
             out["error"] = self.out_of_service
         return out
@@ -252,6 +341,8 @@ class RayReplica(Replica):
     def close(self) -> None:
         super().close()
         self.cluster.unregister(self)
+        with self._actor_lock:
+            self._drop_channel()
         with contextlib.suppress(Exception):  # already gone with its node or the cluster
             self._ray.kill(self._actor)
 

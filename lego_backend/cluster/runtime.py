@@ -51,6 +51,9 @@ class RayCluster:
         # message instead of a put plus a fetch, ~2 ms less per call); larger ones go through
         # the object store. 0 sends everything through the object store.
         self.inline_bytes = int(os.environ.get("LEGO_RAY_INLINE_BYTES", "65536"))
+        # Per-step calls (denoiser, ControlNet) over a direct socket to the actor instead of a
+        # Ray call each (cluster/direct.py); LEGO_RAY_DIRECT=0 sends them through Ray too.
+        self.direct = os.environ.get("LEGO_RAY_DIRECT", "1") != "0"
         self._started_ray = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"namespace": "lego", "log_to_driver": False,
@@ -150,7 +153,8 @@ class RayCluster:
     # --- reports -------------------------------------------------------------------------------
     def transports(self) -> list[str]:
         caps = self.capabilities
-        return ["inproc"] + (["nvshmem"] if caps.nvshmem else []) + ["shm", "ray"]
+        return (["inproc"] + (["nvshmem"] if caps.nvshmem else []) + ["shm", "ray"]
+                + (["direct"] if self.direct else []))  # per-step calls (cluster/direct.py)
 
     def report(self) -> dict[str, Any]:
         """The cluster section of /lego/services: nodes, resources, transports, hops."""

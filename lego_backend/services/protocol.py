@@ -55,6 +55,10 @@ class ModelService:
     """Base class: one loaded copy of one set of weights. Subclasses implement `load` and `_run`.
     Not thread-safe by itself: the pool serialises calls per service."""
 
+    # Ops a sampler calls at every step: latency-bound, their results read by the caller at once
+    # (a remote replica may send these over a faster channel than one-shot calls).
+    step_ops: frozenset[str] = frozenset()
+
     def __init__(self, spec: ServiceSpec, store: TensorStore):
         self.spec = spec
         self.store = store
