@@ -24,7 +24,13 @@ LOGIN_PATHS = frozenset({"/lego/login", "/api/lego/login"})
 
 
 def is_loopback(host: str) -> bool:
-    return host in LOOPBACK or host.startswith("127.")
+    """True for a loopback address, or a comma-separated list of only loopback addresses."""
+    return all(h in LOOPBACK or h.startswith("127.") for h in listen_addresses(host))
+
+
+def listen_addresses(host: str) -> list[str]:
+    """`--listen 127.0.0.1,192.168.1.5` (ComfyUI's form): the addresses to bind, in order."""
+    return [h.strip() for h in host.split(",") if h.strip()] or ["127.0.0.1"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,8 @@ class Security:
     @classmethod
     def for_bind(cls, host: str, token: str | None, cors_origin: str | None = None) -> Security:
         return cls(auth_token=token or None,
-                   allowed_hosts=LOOPBACK | {host} if is_loopback(host) else None,
+                   allowed_hosts=LOOPBACK | set(listen_addresses(host))
+                   if is_loopback(host) else None,
                    cors_origin=cors_origin.rstrip("/") if cors_origin else None)
 
 

@@ -3,13 +3,14 @@ address needs an API token (security.bind_error), which every request must then 
 from __future__ import annotations
 
 import logging
+import socket
 from pathlib import Path
 
 import uvicorn
 
 from comfy_compat.app import build_app
 from comfy_compat.routes.common import DEFAULT_MAX_UPLOAD
-from comfy_compat.security import Security, bind_error, is_loopback
+from comfy_compat.security import Security, bind_error, is_loopback, listen_addresses
 from lego_backend.backend_api import BackendAPI
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,33 @@ def serve(backend: BackendAPI, host: str = "127.0.0.1", port: int = 8188, *,
                     security=security)
     if not is_loopback(host):
         log.warning("listening on %s: requests need the API token", host)
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level,
+    addresses = listen_addresses(host)
+    config = uvicorn.Config(app, host=addresses[0], port=port, log_level=log_level,
                             ws_max_size=16 * 1024 * 1024, lifespan="on")
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    if len(addresses) == 1:
+        server.run()
+        return
+    # uvicorn binds one host itself; for several, one listening socket each, all served by the
+    # same app (and so the same backend and websocket hub).
+    sockets = [_bound_socket(a, port) for a in addresses]
+    try:
+        server.run(sockets=sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _bound_socket(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:  # "::" next to "0.0.0.0" must not claim IPv4 too
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    try:
+        sock.bind((address.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"cannot listen on {address}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock

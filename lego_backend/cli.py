@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to bind (default 127.0.0.1; same as --listen ADDR)")
     serve.add_argument("--listen", nargs="?", const="0.0.0.0", metavar="ADDR",
-                       help="listen beyond loopback (bare --listen: 0.0.0.0); needs an API token")
+                       help="listen beyond loopback: an address or a comma-separated list "
+                            "(bare --listen: 0.0.0.0); needs an API token")
     serve.add_argument("--auth-token", metavar="TOKEN",
                        help="API token every request must carry (Authorization: Bearer, the "
                             "cookie set by /lego/login or ?token=); default $LEGO_AUTH_TOKEN")
@@ -239,8 +240,12 @@ def _serve(args: argparse.Namespace) -> int:
     upload: dict[str, int] = {}
     if args.max_upload_size is not None:
         upload["max_upload_size"] = int(args.max_upload_size * 1024 * 1024)
-    serve(backend, host=host, port=args.port, auth_token=token,
-          cors_origin=args.enable_cors_header, **upload)
+    try:
+        serve(backend, host=host, port=args.port, auth_token=token,
+              cors_origin=args.enable_cors_header, **upload)
+    except ValueError as err:  # an address that cannot be bound
+        print(f"lego serve: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
