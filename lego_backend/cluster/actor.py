@@ -43,6 +43,7 @@ class ReplicaActor:
         self.store = TensorStore()
         self.service = DEFAULT_FACTORIES[spec.kind](spec, self.store)
         self._direct: DirectServer | None = None
+        self._kept: dict[str, Any] = {}  # driver handle id -> payload array (cluster/kept.py)
         self._resident = 0  # resident bytes as last counted (see stats)
         self._counted_loaded = False
         self._counted_at = float("-inf")
@@ -53,8 +54,23 @@ class ReplicaActor:
         if self._direct is None:
             import ray
             self._direct = DirectServer(ray.util.get_node_ip_address(),
-                                        lambda message: self.run(*message))
+                                        lambda message: self.run_step(*message),
+                                        on_connect=self._kept.clear)
         return self._direct.address
+
+    def run_step(self, control: list[tuple[str, Any]], inline: list[Any],
+                 keep: list[tuple[int, str]], kept: list[str],
+                 forget: list[str]) -> tuple[Any, ...]:
+        """A batch from the direct channel. Payload 1 is `kept`: tensors the driver sent
+        before and asked this actor to keep (by handle id); `keep` names positions of payload
+        0 to keep from now on (only if the batch succeeds: the driver counts them kept only
+        then); `forget` are ids the driver no longer needs."""
+        for key in forget:
+            self._kept.pop(key, None)
+        out = self.run(control, [], inline, [self._kept[key] for key in kept])
+        for position, key in keep:
+            self._kept[key] = inline[position]
+        return out
 
     def where(self) -> dict[str, Any]:
         """Node, address and process of this actor (for placement and /lego/services)."""
@@ -72,7 +88,8 @@ class ReplicaActor:
         if loaded != self._counted_loaded or now - self._counted_at > STATS_REFRESH_S:
             self._resident = self.service.resident_bytes()
             self._counted_loaded, self._counted_at = loaded, now
-        return {"loaded": loaded, "resident_bytes": self._resident, "pid": os.getpid()}
+        return {"loaded": loaded, "resident_bytes": self._resident, "pid": os.getpid(),
+                "kept": len(self._kept)}
 
     def unload(self) -> dict[str, Any]:
         self.service.unload()
@@ -80,7 +97,7 @@ class ReplicaActor:
         return self.stats()
 
     def run(self, control: list[tuple[str, Any]], refs: list[Any],
-            inline: list[Any] | None) -> tuple[Any, ...]:
+            inline: list[Any] | None, kept: list[Any] | None = None) -> tuple[Any, ...]:
         """Run one batch: `inline` is payload 0 when it came with the call (inside the Ray call
         or over the direct channel), else `refs[0]` is. Returns (skeletons, stats, fetches,
         seconds busy) then one payload per call."""
@@ -89,6 +106,8 @@ class ReplicaActor:
         started = time.perf_counter()
         check_control(control)
         payloads: list[Any] = [] if inline is None else [inline]
+        if kept is not None:  # direct channel: payload 1 is what this actor kept
+            payloads.append(kept)
         fetches = []
         for ref in refs:  # one at a time: the driver reports time per hop
             start = time.perf_counter()

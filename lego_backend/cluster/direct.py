@@ -113,10 +113,13 @@ def _fast(sock: socket.socket) -> None:
 class DirectServer:
     """Listens on `host` (the actor's node address) and answers each message with
     `handle(message)`, one at a time, on its own thread. A new connection with the right token
-    replaces the previous one (the driver reconnected)."""
+    replaces the previous one (the driver reconnected); `on_connect()` runs before its first
+    message (state shared with the previous connection starts over)."""
 
-    def __init__(self, host: str, handle: Callable[[Any], Any]):
+    def __init__(self, host: str, handle: Callable[[Any], Any],
+                 on_connect: Callable[[], None] | None = None):
         self._handle = handle
+        self._on_connect = on_connect
         self._token = secrets.token_bytes(TOKEN_BYTES)
         self._listener = socket.create_server((host, 0))
         self._listener.settimeout(0.5)  # the accept loop checks for close() this often
@@ -145,6 +148,8 @@ class DirectServer:
                 if not hmac.compare_digest(token, self._token):
                     log.warning("direct channel: refused a connection without the token")
                     continue
+                if self._on_connect is not None:
+                    self._on_connect()
                 self._answer(conn)
 
     def _answer(self, conn: socket.socket) -> None:

@@ -31,9 +31,11 @@ from typing import Any
 import torch
 
 from lego_backend.cluster.direct import ChannelClosed, DirectChannel
+from lego_backend.cluster.kept import KeptTensors
 from lego_backend.cluster.runtime import RayCluster, current, import_ray
 from lego_backend.cluster.wire import Slot, from_payload, nbytes, to_payload, walk
 from lego_backend.dataplane.handle import TensorHandle
+from lego_backend.dataplane.store import iter_handles
 from lego_backend.dataplane.transport import (
     HOPS,
     InputLostError,
@@ -82,6 +84,7 @@ class RayReplica(Replica):
         self._spec = service.spec
         self._channel: DirectChannel | None = None  # to the current actor, opened on first step
         self._probe: Any = None  # a liveness check in flight while a direct call runs long
+        self._kept = KeptTensors()  # what the actor holds of ours (sent once per sampling loop)
         self.direct_off: str | None = None  # why step calls go through Ray, if they do
         self._start_actor()
         super().__init__(service, max_batch, linger_s)
@@ -171,7 +174,7 @@ class RayReplica(Replica):
                               f"({_first_line(exc)})",
                               frozenset({object_id}) if object_id else frozenset(), nodes)
 
-    def _run_on_actor(self, calls: list[ServiceCall]) -> list[Any]:
+    def _run_on_actor(self, calls: list[ServiceCall], direct_ok: bool = True) -> list[Any]:
         """One batch on the actor. Payload 0 holds the tensors that live in this process (one
         payload for the whole batch: one transfer, not one per tensor); payloads 1.. are
         results of other actors still in the object store, forwarded by reference. A step
@@ -183,6 +186,10 @@ class RayReplica(Replica):
         refs: list[Any] = []
         sources: list[Location] = []
         positions: dict[Any, int] = {}
+        direct = direct_ok and self._direct_wanted(calls) and not any(
+            isinstance(store.source(h), RaySource) for c in calls for h in iter_handles(c.args))
+        kept: list[str] = []  # direct: payload 1, tensors the actor kept from earlier steps
+        keep: list[tuple[int, str, int, torch.Tensor]] = []  # (position, id, bytes, tensor)
 
         def ship(value: Any) -> Slot:
             source = store.source(value) if isinstance(value, TensorHandle) else None
@@ -195,16 +202,27 @@ class RayReplica(Replica):
                 return Slot(positions[source.ref], source.index, tuple(value.shape),
                             value.dtype, value.device)
             tensor = store.get(value) if isinstance(value, TensorHandle) else value
+            dtype = str(tensor.dtype).removeprefix("torch.")
+            if direct and isinstance(value, TensorHandle):
+                held = tensor.numel() * tensor.element_size()
+                plan = self._kept.plan(value.id, held)
+                if plan == "kept":  # sent at an earlier step: the id is enough
+                    HOPS.record("direct:kept", held, 0.0)
+                    kept.append(value.id)
+                    return Slot(1, len(kept) - 1, tuple(tensor.shape), dtype,
+                                str(tensor.device))
+                if plan == "keep":
+                    keep.append((len(local), value.id, held, tensor))
             local.append(to_payload(tensor))
-            return Slot(0, len(local) - 1, tuple(tensor.shape),
-                        str(tensor.dtype).removeprefix("torch."), str(tensor.device))
+            return Slot(0, len(local) - 1, tuple(tensor.shape), dtype, str(tensor.device))
 
         control = [(c.op, walk(c.args, ship)) for c in calls]
         size = sum(nbytes(item) for item in local)
-        if not refs and self._direct_wanted(calls):
-            results = self._run_direct(control, local, size)
-            if results is not None:
-                return results
+        if direct:
+            results = self._run_direct(control, local, size, kept, keep)
+            if results is None:  # the channel broke, the actor lives: this batch via Ray
+                return self._run_on_actor(calls, direct_ok=False)
+            return results
         label = hop_label(choose_transport(here, there, caps), here, there)
         inline: list[Any] | None = local
         if size > self.cluster.inline_bytes:  # through the object store
@@ -241,8 +259,11 @@ class RayReplica(Replica):
         return (self.cluster.direct and self.direct_off is None
                 and all(c.op in step_ops for c in calls))
 
-    def _run_direct(self, control: list[Any], local: list[Any], size: int) -> list[Any] | None:
+    def _run_direct(self, control: list[Any], local: list[Any], size: int, kept: list[str],
+                    keep: list[tuple[int, str, int, torch.Tensor]]) -> list[Any] | None:
         """The batch over the direct channel; None if it cannot be used (then Ray carries it).
+        `kept`: ids of tensors the actor holds (payload 1); `keep`: tensors of payload 0 it
+        should hold from now on (cluster/kept.py).
         A dead actor raises (RayActorError from the liveness check, or ChannelClosed) so that
         `_execute` starts a new one and runs the batch again."""
         channel = self._channel or self._open_channel()
@@ -250,7 +271,9 @@ class RayReplica(Replica):
             return None
         sent = time.perf_counter()
         try:
-            reply, out_bytes = channel.call((control, [], local), self._check_alive)
+            message = (control, local, [(pos, hid) for pos, hid, _, _ in keep], kept,
+                       self._kept.take_forget())
+            reply, out_bytes = channel.call(message, self._check_alive)
         except ChannelClosed:
             self._drop_channel()
             if self._actor_alive():  # only the socket broke: this batch goes through Ray
@@ -261,6 +284,8 @@ class RayReplica(Replica):
         finally:
             self._probe = None
         rtt = time.perf_counter() - sent
+        for _, hid, nbytes_kept, tensor in keep:
+            self._kept.kept(hid, nbytes_kept, tensor)
         (skeletons, stats, _, busy_s), *outs = reply
         self._stats = stats
         there = self._where["node"]
@@ -287,6 +312,7 @@ class RayReplica(Replica):
             self._channel.close()
         self._channel = None
         self._probe = None
+        self._kept.reset()  # a new connection starts with nothing kept on either end
 
     def _check_alive(self) -> None:
         """Called every couple of seconds while a direct call has no reply: a dead node never
@@ -323,6 +349,7 @@ class RayReplica(Replica):
         if getattr(self.service, "step_ops", None):  # how its per-step calls travel
             out["step_channel"] = ("direct" if self.cluster.direct and self.direct_off is None
                                    else f"ray ({self.direct_off or 'LEGO_RAY_DIRECT=0'})")
+            out["kept_tensors"] = self._stats.get("kept", 0)  # held by the actor for us
         if self.out_of_service:
             out["error"] = self.out_of_service
         return out

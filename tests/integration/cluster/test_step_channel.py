@@ -44,6 +44,7 @@ def test_steps_cross_nodes_over_the_direct_channel(cluster, backend, tmp_path, d
     run(backend, txt2img(seed=30, steps=1))  # actors up, models loaded, channel open
     backend.cache.clear()  # the text encodings run again too (same texts)
     direct, calls = _hops(cluster, "direct:cross-node"), _hops(cluster, "ray:call")
+    kept = _hops(cluster, "direct:kept")
     record, _ = run(backend, prompt)
     assert record.status == "success"
     assert np.abs(pixels(output_files(backend, record)[0]) - want).max() <= 1
@@ -51,6 +52,8 @@ def test_steps_cross_nodes_over_the_direct_channel(cluster, backend, tmp_path, d
     # Ray actor calls only for the two text encodings and the VAE decode
     assert _hops(cluster, "direct:cross-node") - direct == 5
     assert _hops(cluster, "ray:call") - calls == 3
+    # the conditioning went at steps 1 and 2 (then kept by the actor), steps 3-5 sent its id
+    assert _hops(cluster, "direct:kept") - kept == 3
     den = _services(backend)["denoiser"]["replica_detail"][0]
     assert den["step_channel"] == "direct" and den["node_ip"] == "127.0.0.3"
     assert "step_channel" not in _services(backend)["text_encoder"]["replica_detail"][0]
@@ -121,6 +124,9 @@ def test_an_interrupt_mid_sampling_stops_within_a_step(running):
     assert _denoiser(backend)["calls_run"] - before["calls_run"] <= len(progress) + 1
     backend.submit(PromptRequest(txt2img(seed=52, steps=3), client_id="c", prompt_id="next"))
     assert _wait_done(backend, "next").status == "success"  # the channel is still in step
+    # every finished or interrupted prompt's conditioning was dropped by the actor again (the
+    # last one's goes with the next call): it holds at most the last prompt's
+    assert _denoiser(backend)["replica_detail"][0]["kept_tensors"] <= 1
 
 
 def _denoiser(backend) -> dict:
