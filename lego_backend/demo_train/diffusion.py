@@ -22,6 +22,15 @@ def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
     return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
 
+def v_target(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+             acp: torch.Tensor) -> torch.Tensor:
+    """v = sqrt(a) * eps - sqrt(1 - a) * x0: nearly -x0 at high noise, so the loss there is about
+    the picture's layout, which only the text can tell (epsilon targets hide it: at high noise
+    they are almost the input itself)."""
+    a = acp[t].view(-1, 1, 1, 1)
+    return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+
 def min_snr_weight(t: torch.Tensor, acp: torch.Tensor, gamma: float = 5.0) -> torch.Tensor:
     """Min-SNR loss weighting for epsilon prediction: min(snr, gamma) / snr. Down-weights the
     nearly-clean timesteps whose epsilon targets are noisy and uninformative."""
@@ -29,13 +38,13 @@ def min_snr_weight(t: torch.Tensor, acp: torch.Tensor, gamma: float = 5.0) -> to
     return torch.clamp(snr, max=gamma) / snr
 
 
-EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # x, t, cond -> eps
+EpsFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # x, t, cond -> out
 
 
 @torch.no_grad()
 def euler_sample(eps: EpsFn, cond: torch.Tensor, uncond: torch.Tensor, shape: tuple[int, ...],
-                 *, steps: int = 20, cfg: float = 5.0, generator: torch.Generator | None = None
-                 ) -> torch.Tensor:
+                 *, steps: int = 20, cfg: float = 5.0, generator: torch.Generator | None = None,
+                 prediction: str = "epsilon") -> torch.Tensor:
     """k-diffusion-style Euler on sigma = sqrt((1 - a) / a), "normal" (evenly spaced timesteps)
     schedule; returns the scaled latent (divide by the VAE factor before decoding)."""
     acp = alphas_cumprod()
@@ -51,7 +60,10 @@ def euler_sample(eps: EpsFn, cond: torch.Tensor, uncond: torch.Tensor, shape: tu
         e = eps(xin, torch.full((2 * n,), float(t)), torch.cat([cond, uncond]))
         e_c, e_u = e[:n], e[n:]
         e = e_u + cfg * (e_c - e_u)
-        denoised = x - s * e
+        if prediction == "v_prediction":  # x0 from v, in the sampler's VE terms
+            denoised = x / (s * s + 1) - e * s / (s * s + 1).sqrt()
+        else:
+            denoised = x - s * e
         x = x + (x - denoised) / s * (sigmas[i + 1] - s)
     return x
 

@@ -18,8 +18,11 @@ def checkpoint_tensors(unet: Any, vae: Any, text_encoder: Any) -> dict[str, torc
 
 
 def write_checkpoint(path: Path, unet: Any, vae: Any, text_encoder: Any, arch: Architecture,
-                     info: dict[str, str]) -> Path:
+                     info: dict[str, str], prediction: str = "epsilon") -> Path:
+    # The prediction type travels in the metadata, where the loader (models/detect.py) and
+    # other tools (modelspec.prediction_type) read it.
     metadata = {"format": "pt", "lego.demo": "shapes", "lego.kind": "checkpoint",
-                "lego.prediction_type": "epsilon", **arch.metadata(), **info}
+                "lego.prediction_type": prediction, "modelspec.prediction_type": prediction,
+                **arch.metadata(), **info}
     save_tensors(checkpoint_tensors(unet, vae, text_encoder), Path(path), metadata)
     return Path(path)

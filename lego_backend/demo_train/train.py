@@ -58,7 +58,7 @@ class Logger:
 
 @torch.no_grad()
 def sample_grid(trained: Trained, vae: Any, path: Path, *, seed: int, side: int = 64,
-                prompts: tuple[str, ...] = GRID_PROMPTS) -> Path:
+                prompts: tuple[str, ...] = GRID_PROMPTS, prediction: str = "epsilon") -> Path:
     """Two samples per prompt with our Euler sampler (20 steps, cfg 5)."""
     tokens = Tokens()
     texts = [p for p in prompts for _ in range(2)]
@@ -69,7 +69,7 @@ def sample_grid(trained: Trained, vae: Any, path: Path, *, seed: int, side: int 
         return trained.unet(x, t, encoder_hidden_states=c).sample
 
     lat = euler_sample(eps, cond, uncond, (len(texts), 4, side // 8, side // 8),
-                       generator=torch.Generator().manual_seed(seed))
+                       generator=torch.Generator().manual_seed(seed), prediction=prediction)
     images = to_uint8(vae.decode(lat / SD15_SCALING).sample)
     return save_grid(list(images), texts, path, columns=4)
 
@@ -112,17 +112,19 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     def checkpoint_grid(trained: Trained) -> None:
         grids[0] += 1
         sample_grid(trained, vae, out / f"samples_{trained.steps:06d}.png", seed=cfg.seed,
-                    side=cfg.side)
+                    side=cfg.side, prediction=cfg.prediction)
 
     trained = train_unet(arch, pool, seed=cfg.seed, seconds=remaining, batch=cfg.unet_batch,
                          lr=cfg.unet_lr, max_steps=cfg.unet_steps, log=log,
+                         prediction=cfg.prediction,
                          every=checkpoint_grid, every_seconds=max(remaining / 5, 60.0))
-    sample_grid(trained, vae, out / "samples_final.png", seed=cfg.seed, side=cfg.side)
+    sample_grid(trained, vae, out / "samples_final.png", seed=cfg.seed, side=cfg.side,
+                prediction=cfg.prediction)
     wall, cpu = time.monotonic() - t0, time.process_time() - c0
     info = {"lego.seed": str(cfg.seed), "lego.train.unet_steps": str(trained.steps),
             "lego.train.minutes": f"{wall / 60:.1f}"}
     path = write_checkpoint(out / CHECKPOINT_NAME, trained.unet, vae, trained.text_encoder,
-                            arch, info)
+                            arch, info, prediction=cfg.prediction)
     summary = {"checkpoint": str(path), "bytes": path.stat().st_size,
                "unet_steps": trained.steps, "wall_seconds": round(wall, 1),
                "cpu_seconds": round(cpu, 1), "vae_wall_seconds": round(t_vae, 1),

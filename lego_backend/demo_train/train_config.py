@@ -19,4 +19,8 @@ class TrainConfig:
     unet_lr: float = 1e-3
     side: int = 64
     tiny: bool = False  # smoke-test architecture
+    # v-prediction: at high noise the target is the picture itself, so the text -> layout
+    # ("on the left") mapping gets a real gradient; with epsilon targets a 44-minute run learned
+    # colours (97%) but placed shapes at chance (22%). The engine samples both kinds.
+    prediction: str = "v_prediction"
     vae_from: Path | None = None  # skip stage 1: the vae.safetensors of an earlier run

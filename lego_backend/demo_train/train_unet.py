@@ -21,7 +21,7 @@ import torch
 from lego_backend.demo_train.architecture import Architecture, build_text_encoder, build_unet
 from lego_backend.demo_train.batches import make_batch
 from lego_backend.demo_train.captions import caption
-from lego_backend.demo_train.diffusion import add_noise, alphas_cumprod, min_snr_weight
+from lego_backend.demo_train.diffusion import add_noise, alphas_cumprod, min_snr_weight, v_target
 from lego_backend.demo_train.scenes import Scene, Triple
 from lego_backend.demo_train.tokens import Tokens
 from lego_backend.demo_train.train_vae import SD15_SCALING
@@ -101,6 +101,7 @@ def token_rows(tokens: Tokens, items: list[str | list[int]]) -> torch.Tensor:
 def train_unet(arch: Architecture, pool: LatentPool, *, seed: int, seconds: float,
                batch: int = 32, lr: float = 1e-3, warmup: int = 200,
                max_steps: int | None = None, ema_decay: float = 0.999, log: Log = print,
+               prediction: str = "v_prediction",
                every: Callable[[Trained], None] | None = None,
                every_seconds: float = 300.0) -> Trained:
     """Train for `max_steps` unless `seconds` of wall time pass first; returns the EMA modules."""
@@ -127,8 +128,11 @@ def train_unet(arch: Architecture, pool: LatentPool, *, seed: int, seconds: floa
         noise = torch.randn(x0.shape, generator=gen)
         cond = text(input_ids=ids).last_hidden_state
         pred = unet(add_noise(x0, noise, t, acp), t, encoder_hidden_states=cond).sample
-        per = (pred - noise).pow(2).mean(dim=(1, 2, 3))
-        loss = (per * min_snr_weight(t, acp)).mean()
+        if prediction == "v_prediction":  # plain v-MSE, as SD2 trains
+            loss = (pred - v_target(x0, noise, t, acp)).pow(2).mean()
+        else:
+            per = (pred - noise).pow(2).mean(dim=(1, 2, 3))
+            loss = (per * min_snr_weight(t, acp)).mean()
         frac = (time.monotonic() - start) / seconds  # steps, or wall time if it runs out first
         frac = min(max(frac, step / max_steps) if max_steps else frac, 1.0)
         scale = min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
