@@ -114,6 +114,8 @@ def format_status(report: dict[str, Any]) -> str:
         for r in s.get("replica_detail", []):
             where = f"  node {str(r['node'])[:12]} {r.get('node_ip') or ''}" if r.get("node") else ""
             extra = f"  restarts {r['restarts']}" if "restarts" in r else ""
+            if r.get("step_channel"):  # how its per-step calls travel (docs/cluster.md)
+                extra += f"  steps via {r['step_channel']}"
             lines.append(f"    - {r.get('runtime')} pid {r.get('pid')}{where}  "
                          f"loaded {'yes' if r.get('loaded') else 'no'}  "
                          f"queue {r.get('queue_depth', 0)}{extra}")

@@ -19,7 +19,7 @@ REPORT = {
         "resident_bytes": 3 << 20,
         "replica_detail": [
             {"runtime": "ray", "pid": 4242, "node": "aaaabbbbccccdddd", "node_ip": "10.1.2.3",
-             "loaded": True, "queue_depth": 3, "restarts": 1},
+             "loaded": True, "queue_depth": 3, "restarts": 1, "step_channel": "direct"},
             {"runtime": "ray", "pid": 4343, "node": "eeeeffff00001111", "node_ip": "10.1.2.4",
              "loaded": False, "queue_depth": 0, "restarts": 4,
              "error": "denoiser:x: replica actor died 4 times in a row; taken out of service"}],
@@ -47,6 +47,7 @@ def test_format_shows_nodes_replicas_queues_errors_and_hops():
     assert "eeeeffff0000" in text and "DEAD" in text
     assert "replicas 2  queue 3" in text
     assert "ray pid 4242  node aaaabbbbcccc 10.1.2.3" in text
+    assert "restarts 1  steps via direct" in text
     assert "OUT OF SERVICE: denoiser:x: replica actor died 4 times" in text
     assert "1 -> 2 (load 12)" in text and "ray:cross-node" in text
     assert "nvshmem: package missing" in text
