@@ -51,7 +51,12 @@ class ControlNetService(ModelService):
         for call, n in zip(calls, sizes):
             scale = float(call.args["strength"])
             rows = slice(start, start + n)
-            results.append(([self.store.put((d[rows] * scale).contiguous()) for d in down],
-                            self.store.put((mid[rows] * scale).contiguous())))
+            results.append(([self.store.put(_scaled(d[rows], scale)) for d in down],
+                            self.store.put(_scaled(mid[rows], scale))))
             start += n
         return results
+
+
+def _scaled(residual: torch.Tensor, scale: float) -> torch.Tensor:
+    # strength 1 (the usual one) is x * 1.0 == x: skip a multiply and a copy per residual.
+    return residual.contiguous() if scale == 1.0 else (residual * scale).contiguous()
