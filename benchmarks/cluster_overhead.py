@@ -62,6 +62,46 @@ def run_one(backend: Backend, seed: int, steps: int, size: int) -> float:
     return elapsed
 
 
+def bare_round_trips(n: int, nbytes: int = 20 * 1024) -> dict[str, float]:
+    """Mean round trip (ms) of an echo of `nbytes` to one actor: as a Ray actor call and over
+    the direct channel (cluster/direct.py), alternating, so both see the same machine."""
+    import numpy as np
+    import ray
+
+    from lego_backend.cluster.direct import DirectChannel, DirectServer
+
+    @ray.remote(num_cpus=0)
+    class Echo:
+        def __init__(self) -> None:
+            self.server: DirectServer | None = None
+
+        def open(self):
+            self.server = DirectServer(ray.util.get_node_ip_address(), lambda m: m)
+            return self.server.address
+
+        def echo(self, message):
+            return message
+
+    actor = Echo.remote()
+    channel = DirectChannel(ray.get(actor.open.remote()))
+    payload = [np.zeros(nbytes // 4, np.float32)]
+    times: dict[str, float] = {"ray_call_ms": 0.0, "direct_ms": 0.0}
+    try:
+        for i in range(n + 20):  # the first 20 warm up
+            start = time.perf_counter()
+            ray.get(actor.echo.remote(payload))
+            mid = time.perf_counter()
+            channel.call(payload)
+            end = time.perf_counter()
+            if i >= 20:
+                times["ray_call_ms"] += 1000 * (mid - start) / n
+                times["direct_ms"] += 1000 * (end - mid) / n
+    finally:
+        channel.close()
+        ray.kill(actor)
+    return times
+
+
 def _add_hops(total: dict[str, dict[str, float]], snap: dict[str, dict[str, float]]) -> None:
     for label, h in snap.items():
         row = total.setdefault(label, {"hops": 0, "bytes": 0, "seconds": 0.0})
@@ -83,6 +123,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--round-trips", type=int, default=200,
+                        help="bare 20 KB echoes to one actor, Ray call vs direct channel")
     args = parser.parse_args()
     torch.set_num_threads(1)  # Ray actors run one torch thread each: same for the embedded side
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -119,6 +161,7 @@ def main() -> int:
             hops = _finish_hops(hops)
             load_after = os.getloadavg()
             services = on_ray.services_report()["services"]
+            bare = bare_round_trips(args.round_trips) if args.round_trips else {}
         finally:
             on_ray.stop()
             embedded.stop()
@@ -141,6 +184,7 @@ def main() -> int:
                            "p95": 1000 * percentile(added_calls, 95)},
         "ratio_p50": statistics.median(ray_s) / statistics.median(emb),
         "hops": hops,
+        "bare_round_trip_20kb": bare,
         "hops_per_request": {k: v["hops"] / args.requests for k, v in hops.items()},
         "replicas": {s["kind"]: s["replica_detail"] for s in services},
         "goal": "added p50 <= 50 ms",
@@ -156,6 +200,9 @@ def main() -> int:
           f"p95 {result['ray_calls_ms']['p95']:8.1f} ms  added p50 "
           f"{result['added_calls_ms']['p50']:.1f} ms  p95 {result['added_calls_ms']['p95']:.1f} ms"
           "  (every call a Ray actor call)")
+    if bare:
+        print(f"bare 20 KB round trip: ray call {bare['ray_call_ms']:.2f} ms, "
+              f"direct channel {bare['direct_ms']:.2f} ms")
     for label, h in hops.items():
         print(f"hop {label:<20} {h['hops'] / args.requests:6.1f}/request  "
               f"{h['bytes'] / max(1, h['hops']):9.0f} B/hop  mean {h['mean_ms']:.2f} ms")
