@@ -17,7 +17,9 @@ from comfy_compat.routes.common import backend, call, twin
 WEB = Path(__file__).resolve().parents[2] / "web"
 EXTENSION_DIR = WEB / "extension"
 EXTENSIONS = ["/extensions/lego/lego-defaults.js"]
-DEMO_CHECKPOINT = "lego-demo-sd15.safetensors"
+# The trained demo model draws what the prompt says; the random-weight one (tests, old installs)
+# is the fallback, then whatever checkpoint the user has.
+DEMO_CHECKPOINTS = ("lego-demo-shapes.safetensors", "lego-demo-sd15.safetensors")
 
 
 async def services(request: Request) -> Response:
@@ -26,7 +28,7 @@ async def services(request: Request) -> Response:
 
 def _default_workflow(checkpoints: list[str]) -> dict[str, Any]:
     workflow = json.loads((WEB / "default_workflow.json").read_text(encoding="utf-8"))
-    ckpt = DEMO_CHECKPOINT if DEMO_CHECKPOINT in checkpoints else (checkpoints or [None])[0]
+    ckpt = next((c for c in DEMO_CHECKPOINTS if c in checkpoints), (checkpoints or [None])[0])
     for node in workflow["nodes"]:
         if node["type"] == "CheckpointLoaderSimple" and ckpt is not None:
             node["widgets_values"] = [ckpt]

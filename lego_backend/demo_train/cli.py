@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--unet-batch", type=int, default=TrainConfig.unet_batch,
                        help="scenes per UNet step (per-step cost is mostly fixed overhead on "
                             "a CPU, so larger batches see more scenes per minute)")
+    train.add_argument("--prediction", choices=("epsilon", "v_prediction"),
+                       default=TrainConfig.prediction, help="what the UNet learns to predict")
     train.add_argument("--max-steps", type=int, help="cap VAE and UNet steps (smoke tests)")
     train.add_argument("--vae-from", type=Path,
                        help="skip stage 1, use the vae.safetensors an earlier run wrote")
@@ -60,6 +62,7 @@ def main_demo(argv: list[str]) -> int:
         run_training(TrainConfig(
             out=Path(args.out), minutes=args.minutes, seed=args.seed, pool=args.pool,
             tiny=args.tiny, vae_from=args.vae_from, unet_batch=args.unet_batch,
+            prediction=args.prediction,
             vae_steps=min(args.vae_steps, cap or args.vae_steps),
             unet_steps=min(args.unet_steps, cap or args.unet_steps)))
         return 0

@@ -98,7 +98,7 @@ def sample_scene(rng: np.random.Generator, exclude: frozenset[Triple] = frozense
             pair = PAIRS[int(rng.integers(2))]
             if rng.random() < 0.5:
                 pair = (pair[1], pair[0])
-            say = bool(rng.random() < 0.9)
+            say = bool(rng.random() < 0.8)
             sizes = [("small", "medium")[int(rng.integers(2))] for _ in range(2)]
             shapes = (_shape(rng, str(c1), pair[0], sizes[0], say),
                       _shape(rng, str(c2), pair[1], sizes[1], say))
@@ -106,7 +106,7 @@ def sample_scene(rng: np.random.Generator, exclude: frozenset[Triple] = frozense
             colour = others[int(rng.integers(len(others)))]
             position = tuple(POSITIONS)[int(rng.integers(len(POSITIONS)))]
             size = tuple(SIZES)[int(rng.integers(len(SIZES)))]
-            shapes = (_shape(rng, colour, position, size, bool(rng.random() < 0.9)),)
+            shapes = (_shape(rng, colour, position, size, bool(rng.random() < 0.75)),)
         scene = Scene(background=bg, shapes=shapes, say_background=bool(rng.random() < 0.93))
         if not any(t in exclude for t in scene.triples()):
             return scene

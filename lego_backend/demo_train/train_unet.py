@@ -101,7 +101,7 @@ def token_rows(tokens: Tokens, items: list[str | list[int]]) -> torch.Tensor:
 def train_unet(arch: Architecture, pool: LatentPool, *, seed: int, seconds: float,
                batch: int = 32, lr: float = 1e-3, warmup: int = 200,
                max_steps: int | None = None, ema_decay: float = 0.999, log: Log = print,
-               prediction: str = "v_prediction",
+               prediction: str = "epsilon",
                every: Callable[[Trained], None] | None = None,
                every_seconds: float = 300.0) -> Trained:
     """Train for `max_steps` unless `seconds` of wall time pass first; returns the EMA modules."""
