@@ -37,10 +37,6 @@ def split_prompt(text: str) -> Iterator[tuple[str, str]]:
         yield "text", text[pos:]
 
 
-def has_embeddings(text: str) -> bool:
-    return EMBEDDING_RE.search(text) is not None
-
-
 def find_embedding(name: str, folders: Iterable[Path]) -> Path | None:
     """NAME.safetensors in the first folder that has it (NAME may hold sub-folders)."""
     for folder in folders:
