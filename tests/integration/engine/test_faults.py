@@ -35,8 +35,12 @@ def _wait(predicate, timeout_s: float, what: str) -> None:
 
 
 def _finished(backend: Backend, pid: str) -> bool:
+    """Ended and its bookkeeping released: a record's status is final a moment before the
+    runner leaves its prompt (lane counters, tables), which it does in one locked block."""
     record = backend.record(pid)
-    return record is not None and record.status not in ("pending", "running")
+    with backend._lock:
+        gone = pid not in backend._running
+    return gone and record is not None and record.status not in ("pending", "running")
 
 
 def _nothing_left_behind(backend: Backend) -> None:
