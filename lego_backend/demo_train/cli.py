@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="cap VAE and UNet steps (smoke tests)")
     train.add_argument("--vae-from", type=Path,
                        help="skip stage 1, use the vae.safetensors an earlier run wrote")
+    train.add_argument("--init-from", type=Path,
+                       help="start the UNet and CLIP from this checkpoint's weights (fine-tune)")
+    train.add_argument("--unet-lr", type=float, default=TrainConfig.unet_lr,
+                       help="peak learning rate of stage 2")
     for name in ("eval", "grid"):
         q = sub.add_parser(name, help="measure accuracy on held-out prompts through the engine"
                            if name == "eval" else "render prompts through the engine as a PNG")
@@ -62,7 +66,7 @@ def main_demo(argv: list[str]) -> int:
         run_training(TrainConfig(
             out=Path(args.out), minutes=args.minutes, seed=args.seed, pool=args.pool,
             tiny=args.tiny, vae_from=args.vae_from, unet_batch=args.unet_batch,
-            prediction=args.prediction,
+            prediction=args.prediction, init_from=args.init_from, unet_lr=args.unet_lr,
             vae_steps=min(args.vae_steps, cap or args.vae_steps),
             unet_steps=min(args.unet_steps, cap or args.unet_steps)))
         return 0

@@ -38,6 +38,15 @@ CHECKPOINT_NAME = "lego-demo-shapes.safetensors"
 STAGE1_VAE = "vae.safetensors"  # the normalised stage-1 VAE (diffusers keys), for --vae-from
 
 
+def load_stage2_init(path: Path) -> Trained:
+    """The UNet and CLIP of a finished single-file checkpoint, as float32 modules."""
+    from lego_backend.models.loading import load_text_encoder, load_unet
+
+    unet = load_unet(Path(path)).float()
+    text, _ = load_text_encoder(Path(path))
+    return Trained(unet, text.float(), 0)
+
+
 def load_stage1_vae(arch: Architecture, path: Path) -> Any:
     vae = build_vae(arch, 0)
     vae.load_state_dict(load_tensors(Path(path)))
@@ -114,10 +123,15 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         sample_grid(trained, vae, out / f"samples_{trained.steps:06d}.png", seed=cfg.seed,
                     side=cfg.side, prediction=cfg.prediction)
 
+    init = None
+    if cfg.init_from is not None:
+        init = load_stage2_init(cfg.init_from)
+        log(f"stage 2 starts from the UNet and CLIP of {cfg.init_from}")
     trained = train_unet(arch, pool, seed=cfg.seed, seconds=remaining, batch=cfg.unet_batch,
                          lr=cfg.unet_lr, max_steps=cfg.unet_steps, log=log,
                          prediction=cfg.prediction,
-                         every=checkpoint_grid, every_seconds=max(remaining / 5, 60.0))
+                         every=checkpoint_grid, every_seconds=max(remaining / 5, 60.0),
+                         init=init)
     sample_grid(trained, vae, out / "samples_final.png", seed=cfg.seed, side=cfg.side,
                 prediction=cfg.prediction)
     wall, cpu = time.monotonic() - t0, time.process_time() - c0

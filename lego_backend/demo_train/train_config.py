@@ -25,3 +25,6 @@ class TrainConfig:
     # but got shape colours right only 45% of the time. The engine samples both kinds.
     prediction: str = "epsilon"
     vae_from: Path | None = None  # skip stage 1: the vae.safetensors of an earlier run
+    # start stage 2 from the UNet + CLIP of a finished checkpoint (fine-tuning, e.g. an epsilon
+    # model into a v-prediction one) instead of from random weights
+    init_from: Path | None = None

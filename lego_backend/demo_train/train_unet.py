@@ -103,10 +103,14 @@ def train_unet(arch: Architecture, pool: LatentPool, *, seed: int, seconds: floa
                max_steps: int | None = None, ema_decay: float = 0.999, log: Log = print,
                prediction: str = "epsilon",
                every: Callable[[Trained], None] | None = None,
-               every_seconds: float = 300.0) -> Trained:
-    """Train for `max_steps` unless `seconds` of wall time pass first; returns the EMA modules."""
+               every_seconds: float = 300.0, init: Trained | None = None) -> Trained:
+    """Train for `max_steps` unless `seconds` of wall time pass first; returns the EMA modules.
+    `init`: modules whose weights the run starts from (same architecture)."""
     unet = build_unet(arch, seed + 1).train()
     text = build_text_encoder(arch, seed + 2).train()
+    if init is not None:
+        unet.load_state_dict(init.unet.state_dict())
+        text.load_state_dict(init.text_encoder.state_dict())
     tokens = Tokens()
     params = [*unet.parameters(), *text.parameters()]
     # No weight decay: it would shrink the embeddings of tokens the captions never use, and

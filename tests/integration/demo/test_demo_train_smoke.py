@@ -8,6 +8,9 @@ from pathlib import Path
 import torch
 
 from lego_backend.cli import main
+from lego_backend.demo_train.architecture import Architecture
+from lego_backend.demo_train.train import load_stage2_init
+from lego_backend.demo_train.train_unet import LatentPool, train_unet
 from lego_backend.models.loading import (
     detect_checkpoint,
     load_checkpoint_vae,
@@ -42,6 +45,18 @@ def test_lego_demo_train_tiny_writes_a_loadable_checkpoint(tmp_path: Path,
         eps = unet(torch.randn(1, 4, 8, 8), torch.tensor([500]), encoder_hidden_states=cond)
         img = vae.decode(eps.sample / 0.18215).sample
     assert img.shape == (1, 3, 64, 64) and torch.isfinite(img).all()
+
+    # --init-from: stage 2 starts from this checkpoint's UNet and CLIP, not from a fresh draw
+    init = load_stage2_init(ckpt)
+    empty = LatentPool([], torch.zeros(0, 4, 8, 8))
+    resumed = train_unet(Architecture.tiny(), empty, seed=5, seconds=60, max_steps=0, init=init)
+    fresh = train_unet(Architecture.tiny(), empty, seed=5, seconds=60, max_steps=0)
+    for module in ("unet", "text_encoder"):
+        want = getattr(init, module).state_dict()
+        got = getattr(resumed, module).state_dict()
+        assert all(torch.equal(got[k], want[k]) for k in want), module
+        other = getattr(fresh, module).state_dict()
+        assert not all(torch.equal(other[k], want[k]) for k in want), module
 
 
 def test_lego_demo_train_rejects_a_bad_budget(capsys: object) -> None:
