@@ -94,11 +94,15 @@ class Hub:
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._unsubscribe = self.backend.add_listener(self.on_event)
+        # Previews go only to the prompt's own client (dispatch below): with no socket for it,
+        # the backend need not render them.
+        self.backend.set_preview_audience(self.sessions.__contains__)
 
     def detach(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
+            self.backend.set_preview_audience(None)
         for session in list(self.sessions.values()):
             session.close()
         self._loop = None

@@ -63,6 +63,7 @@ class Backend:
         self._running_nodes: dict[str, str] = {}  # prompt_id -> node executing now
         self._cancels: dict[str, threading.Event] = {}
         self._events = EventBus()
+        self._preview_audience: Callable[[str], bool] | None = None  # see set_preview_audience
         self._counter = int(self._store.max_number()) if self._store is not None else 0
         self._started = False
         self._stopping = False
@@ -327,6 +328,13 @@ class Backend:
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         return self._events.add_listener(listener)
 
+    def set_preview_audience(self, audience: Callable[[str], bool] | None) -> None:
+        self._preview_audience = audience
+
+    def _wants_preview(self, client_id: str) -> bool:
+        audience = self._preview_audience
+        return audience is None or audience(client_id)
+
     def running_node(self, client_id: str) -> tuple[str, str] | None:
         with self._lock:
             for pid, record in self._running.items():
@@ -394,6 +402,7 @@ class Backend:
                          extra.get("extra_pnginfo"),
                          preview_method=str(extra.get("preview_method", self.config.preview_method)),
                          preview_interval_s=self.config.preview_interval_s,
+                         wants_preview=self._wants_preview,
                          deadline=deadline, lora_async_steps=self.config.lora_async_steps)
         started = time.monotonic()
         try:

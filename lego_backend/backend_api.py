@@ -74,6 +74,11 @@ class BackendAPI(Protocol):
     def add_listener(self, listener: Listener) -> Callable[[], None]:
         """Subscribe to every event; returns the unsubscribe function."""
 
+    def set_preview_audience(self, audience: Callable[[str], bool] | None) -> None:
+        """Who would see a live preview: client id -> True if a socket would receive it.
+        Previews nobody receives are not rendered (a JPEG per preview, on the sampling thread).
+        None (the default): always render, for in-process listeners."""
+
     def services_report(self) -> dict[str, Any]:
         """GET /lego/services: services, replicas, resident bytes, queue depths, batching."""
 

@@ -49,6 +49,7 @@ class RunContext:
     lora_async_steps: int = 0  # LoRAs must be applied from this step on (0 = from the start)
     preview_method: str = "auto"
     preview_interval_s: float = 0.2
+    wants_preview: Callable[[str], bool] = field(default=lambda client_id: True)
     node_id: str = ""
     family: str = "sd15"
     scratch: set[TensorHandle] = field(default_factory=set)
@@ -118,7 +119,8 @@ class RunContext:
         self.emit(ev.Progress(self.prompt_id, self.client_id, node=self.node_id, value=value,
                               max=total))
         self.set_state(self.node_id, "running", value, total)
-        if preview is None or self.preview_method == "none":
+        if (preview is None or self.preview_method == "none"
+                or not self.wants_preview(self.client_id)):
             return
         now = time.monotonic()
         if value < total and now - self._last_preview < self.preview_interval_s:

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import json
 import struct
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from comfy_compat.app import build_app
+from lego_backend.runtime import events as ev
+from tests.integration.server.conftest import make_config
 from tests.integration.server.live import LiveServer, binary_type, json_types, txt2img
 
 pytestmark = pytest.mark.slow
@@ -120,6 +125,27 @@ def test_two_clients_see_only_their_own_progress_and_preview_formats(server: Liv
             assert binary_type(frame) == 1
             (fmt,) = struct.unpack(">I", frame[4:8])
             assert (fmt, frame[8:10]) in ((1, b"\xff\xd8"), (2, b"\x89P"))
+
+
+def test_previews_are_rendered_only_for_clients_with_a_socket(tmp_path: Path,
+                                                              demo_models: Path):
+    """A headless client (no websocket) costs no preview rendering; a watching one gets them."""
+    from lego_backend.backend import Backend
+
+    backend = Backend(make_config(tmp_path, demo_models))
+    rendered: list[str | None] = []
+    with LiveServer(build_app(backend)) as server:
+        backend.add_listener(
+            lambda e: rendered.append(e.client_id) if isinstance(e, ev.Preview) else None)
+        headless = _submit(server, txt2img(seed=3, steps=6), "headless")
+        deadline = time.monotonic() + 60
+        while headless not in server.http.get(f"/history/{headless}").json():
+            assert time.monotonic() < deadline, "headless prompt did not finish"
+            time.sleep(0.05)
+        with server.ws("watcher") as ws:
+            frames = ws.until_done(_submit(server, txt2img(seed=4, steps=6), ws.sid))
+    assert "headless" not in rendered
+    assert rendered.count("watcher") == len([f for f in frames if isinstance(f, bytes)]) >= 1
 
 
 def test_interrupt_is_broadcast_and_reconnect_resumes_executing(server: LiveServer):

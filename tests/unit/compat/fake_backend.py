@@ -328,6 +328,9 @@ class FakeBackend:
             self._history.clear()
 
     # --- events -----------------------------------------------------------------------------------
+    def set_preview_audience(self, audience: Callable[[str], bool] | None) -> None:
+        self.preview_audience = audience
+
     def add_listener(self, listener: Callable[[ev.Event], None]) -> Callable[[], None]:
         with self._lock:
             self._listeners.append(listener)

@@ -38,6 +38,9 @@ class StubBackend:
     def add_listener(self, listener: Any) -> Any:
         return lambda: None
 
+    def set_preview_audience(self, audience: Any) -> None:
+        self.audience = audience
+
 
 def _from_thread(hub: Hub, events: list[ev.Event], gap_s: float = 0.0) -> threading.Thread:
     """Emit `events` from another thread, like the backend's workers do."""
