@@ -36,6 +36,9 @@ class BenchConfig:
     burst_growth: float = 1.5
     burst_bisect_steps: int = 2
     burst_max_points: int = 7
+    # saturation: this many prompts of the mix at once, no SLOs; completions per second of
+    # wall time is the most the server can serve, which bounds the bursts it can absorb
+    saturation_requests: int = 36
     # a request still running at this x its SLO is abandoned (a miss either way)
     timeout_slo_factor: float = 3.0
     drain_timeout_s: float = 60.0
@@ -57,6 +60,7 @@ def quick_config(**overrides: Any) -> BenchConfig:
                        max_duration_s=10.0, rate_bisect_steps=2, rate_max_points=5,
                        burst_duration_s=10.0, burst_window_start_s=3.0, burst_window_s=3.0,
                        burst_bisect_steps=2, burst_max_points=4, timeout_slo_factor=2.0,
+                       saturation_requests=18,
                        drain_timeout_s=30.0)
     return replace(base, **overrides)
 

@@ -26,6 +26,7 @@ class ModeMeasurement:
     burst: SearchResult | None = None
     burst_base_rate: float = 0.0
     services: dict[str, Any] = field(default_factory=dict)
+    saturation: dict[str, Any] = field(default_factory=dict)  # ModeRunner.saturation
 
 
 def log(msg: str) -> None:
@@ -135,6 +136,20 @@ class ModeRunner:
                           bisect_steps=cfg.burst_bisect_steps, max_points=cfg.burst_max_points,
                           floor=1.0, target=cfg.target)
         return search_max(measure, plan)
+
+    def saturation(self, n: int) -> dict[str, Any]:
+        """`n` prompts of the mix sent at once, without SLOs: completions per second from the
+        first POST to the last completion. Whatever the scheduling, a burst above this rate
+        grows a backlog, so the ratio of two servers' saturated rates bounds the ratio of the
+        bursts they can absorb within the same SLOs."""
+        factory = RequestFactory(self.cfg.mix, self.prompts, self.cfg.point_seed("saturation", n))
+        results, duration, drained = self.replay([0.0] * n, factory.draw(n))
+        stats = summarize(results, duration)
+        rps = round(stats.ok / duration, 4) if duration > 0 else 0.0
+        log(f"  saturation {n} at once: {stats.ok} ok in {duration:.1f} s = {rps} req/s, "
+            f"p50 {stats.p50_ms} ms")
+        return {"requests": n, "ok": stats.ok, "makespan_s": round(duration, 3),
+                "requests_per_s": rps, "p50_ms": stats.p50_ms, "drained": drained}
 
     def services(self) -> dict[str, Any]:
         async def go() -> dict[str, Any]:

@@ -51,6 +51,8 @@ def mode_entry(m: ModeMeasurement) -> dict[str, Any]:
         "rate_sweep": _points(m.rate),
         "burst_sweep": _points(m.burst),
         "services": services,
+        "saturated_rps": m.saturation.get("requests_per_s"),
+        "saturation": m.saturation,
     }
 
 
@@ -70,14 +72,15 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float | None]:
-    """micro / monolithic for sustained rate, burst multiplier and resident weight bytes; None
-    where a mode is missing or its figure is 0."""
+    """micro / monolithic for sustained rate, burst multiplier, resident weight bytes and
+    saturated throughput; None where a mode is missing or its figure is 0 or absent."""
     modes = results.get("modes", {})
     micro, mono = modes.get("micro"), modes.get("monolithic")
     if micro is None or mono is None:
         return {}
-    return {key: _ratio(micro[key], mono[key])
-            for key in ("rate_at_slo90", "burst_at_slo90", "resident_weight_bytes")}
+    return {key: _ratio(micro.get(key), mono.get(key))
+            for key in ("rate_at_slo90", "burst_at_slo90", "resident_weight_bytes",
+                        "saturated_rps")}
 
 
 def _is_num(x: Any) -> bool:

@@ -110,7 +110,8 @@ def _measure_mode(mode: str, cfg: BenchConfig, models: Path, work: Path, out: Pa
             result.burst_base_rate = anchors.burst_base
             log(f"{mode}: burst sweep over base {anchors.burst_base} req/s")
             result.burst = runner.burst_sweep(anchors.burst_base, anchors.slo_ms)
-            result.services = runner.services()
+            result.services = runner.services()  # before saturation: batches at SLO loads
+            result.saturation = runner.saturation(cfg.saturation_requests)
     finally:
         if server.log_path.exists():  # kept for post-mortems, also when the mode failed
             shutil.copyfile(server.log_path, out / f"server-{mode}.log")
@@ -119,13 +120,14 @@ def _measure_mode(mode: str, cfg: BenchConfig, models: Path, work: Path, out: Pa
 
 def _print_summary(results: dict[str, Any]) -> None:
     print(f"{'mode':<12}{'rate@SLO90':>12}{'burst@SLO90':>13}{'p50 ms':>9}{'p99 ms':>9}"
-          f"{'resident MB':>13}{'mean batch':>12}")
+          f"{'resident MB':>13}{'mean batch':>12}{'saturated':>11}")
     for name, m in results["modes"].items():
         def fmt(x: Any) -> str:
             return "-" if x is None else f"{x:.4g}"
         print(f"{name:<12}{fmt(m['rate_at_slo90']):>12}{fmt(m['burst_at_slo90']):>13}"
               f"{fmt(m['p50_ms']):>9}{fmt(m['p99_ms']):>9}"
-              f"{fmt(m['resident_weight_bytes'] / 1e6):>13}{fmt(m['mean_denoiser_batch']):>12}")
+              f"{fmt(m['resident_weight_bytes'] / 1e6):>13}{fmt(m['mean_denoiser_batch']):>12}"
+              f"{fmt(m.get('saturated_rps')):>11}")
     r = results.get("ratios") or {}
     if r:
         print("micro/monolithic: " + ", ".join(f"{k} {'-' if v is None else f'{v:.3g}x'}"

@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from lego_backend.bench.client import BenchClient, ClientLimits, check_loopback, prompt_body
+from lego_backend.bench.config import quick_config
+from lego_backend.bench.measure import ModeRunner
 from lego_backend.bench.mix import (
     CONTROLNET,
     HIRES,
@@ -136,3 +138,18 @@ def test_request_timeout_bounds():
     assert lim.request_timeout_s(None) == 60.0
     assert lim.request_timeout_s(1000.0) == 5.0
     assert lim.request_timeout_s(4000.0) == 12.0
+
+
+def test_saturation_sends_n_at_once_without_slos_and_reports_completions_per_second():
+    fake = FakeComfy(Script(delay_s=0.2, error_kinds={CONTROLNET}))
+    with Running(fake) as url:
+        runner = ModeRunner(url, quick_config(), PROMPTS)
+        sat = runner.saturation(12)
+    assert len(fake.prompts) == 12
+    assert all("extra_data" not in body for body in fake.prompts)  # no SLO: nothing abandoned
+    failed = sum(1 for body in fake.prompts
+                 if body["prompt"]["save"]["inputs"]["filename_prefix"].endswith(CONTROLNET))
+    assert sat["requests"] == 12 and sat["ok"] == 12 - failed and sat["drained"] is True
+    # the fake runs every prompt at once: the makespan is about one delay, not twelve
+    assert 0.2 <= sat["makespan_s"] < 1.5
+    assert sat["requests_per_s"] == pytest.approx(sat["ok"] / sat["makespan_s"], rel=1e-2)

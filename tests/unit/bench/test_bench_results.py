@@ -30,6 +30,7 @@ def measurement(mode: str, rate_threshold: float, burst_threshold: float,
     m.burst_base_rate = 0.5
     m.services = {"mode": mode, "services": [], "resident_weight_bytes": resident,
                   "mean_denoiser_batch": 1.5}
+    m.saturation = {"requests": 36, "requests_per_s": rate_threshold * 0.75}
     return m
 
 
@@ -51,6 +52,7 @@ def test_built_results_are_valid_json_with_every_mode_key():
     assert mono["p50_ms"] == 20.0 and mono["latency_at_rate"] == 2.0
     assert mono["burst_at_slo90"] == 2.0 and micro["burst_at_slo90"] == 4.0
     assert mono["resident_weight_bytes"] == 3000 and micro["mean_denoiser_batch"] == 1.5
+    assert mono["saturated_rps"] == 1.5 and micro["saturation"]["requests"] == 36
     assert [p["value"] for p in mono["rate_sweep"]] == [1.0, 2.0, 4.0, 3.0]
     assert "latency_percentiles" in results["config"]
     assert results["config"]["slo_scale"] == 5.0 and results["config"]["quick"] is True
@@ -59,7 +61,8 @@ def test_built_results_are_valid_json_with_every_mode_key():
 def test_ratios_micro_over_monolithic():
     r = ratios(doc())
     assert r == {"rate_at_slo90": 2.0, "burst_at_slo90": 2.0,
-                 "resident_weight_bytes": pytest.approx(1 / 3, abs=1e-4)}
+                 "resident_weight_bytes": pytest.approx(1 / 3, abs=1e-4),
+                 "saturated_rps": 2.0}
     assert ratios({"modes": {"micro": {}}}) == {}
 
 
