@@ -47,6 +47,21 @@ def load_stage2_init(path: Path) -> Trained:
     return Trained(unet, text.float(), 0)
 
 
+def init_lineage(path: Path) -> dict[str, str]:
+    """Metadata naming the checkpoint a fine-tune started from, and that one's own training."""
+    import hashlib
+
+    from lego_backend.models.safetensors_io import read_header
+
+    meta = read_header(path).metadata
+    out = {"lego.train.init_from": path.name,
+           "lego.train.init_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    for key in ("lego.train.unet_steps", "lego.train.minutes", "lego.prediction_type"):
+        if key in meta:
+            out[key.replace("lego.", "lego.init.", 1)] = meta[key]
+    return out
+
+
 def load_stage1_vae(arch: Architecture, path: Path) -> Any:
     vae = build_vae(arch, 0)
     vae.load_state_dict(load_tensors(Path(path)))
@@ -137,6 +152,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     wall, cpu = time.monotonic() - t0, time.process_time() - c0
     info = {"lego.seed": str(cfg.seed), "lego.train.unet_steps": str(trained.steps),
             "lego.train.minutes": f"{wall / 60:.1f}"}
+    if cfg.init_from is not None:  # a fine-tune: say what it started from
+        info.update(init_lineage(Path(cfg.init_from)))
     path = write_checkpoint(out / CHECKPOINT_NAME, trained.unet, vae, trained.text_encoder,
                             arch, info, prediction=cfg.prediction)
     summary = {"checkpoint": str(path), "bytes": path.stat().st_size,

@@ -19,10 +19,11 @@ class TrainConfig:
     unet_lr: float = 1e-3
     side: int = 64
     tiny: bool = False  # smoke-test architecture
-    # epsilon: what the shipped model was trained with (colours 97%, position 22% on 100
-    # held-out prompts). v_prediction puts the loss at high noise on the picture itself, so the
-    # layout words get a gradient: a 44-minute run placed shapes better (47.5% on 40 prompts)
-    # but got shape colours right only 45% of the time. The engine samples both kinds.
+    # epsilon: what a run from scratch uses (colours 97%, position 22% on 100 held-out
+    # prompts). v_prediction puts the loss at high noise on the picture itself, so the layout
+    # words get a gradient: the shipped model is an epsilon run fine-tuned with it
+    # (--init-from; position 100%). From scratch in 44 minutes it lost the colours (45%).
+    # The engine samples both kinds.
     prediction: str = "epsilon"
     vae_from: Path | None = None  # skip stage 1: the vae.safetensors of an earlier run
     # start stage 2 from the UNet + CLIP of a finished checkpoint (fine-tuning, e.g. an epsilon
