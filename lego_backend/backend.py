@@ -30,6 +30,7 @@ from lego_backend.runtime.lanes import Lane, LaneRouter, workflow_kind
 from lego_backend.runtime.output_cache import OutputCache
 from lego_backend.runtime.records import PromptRecord, PromptRequest, SubmitResult
 from lego_backend.runtime.scheduler import LatencyModel, admit
+from lego_backend.services import intraop
 from lego_backend.services.pool import ServicePool
 from lego_backend.services.router import ScalingRule
 from lego_backend.storage.prompt_db import PromptStore
@@ -86,6 +87,8 @@ class Backend:
         if self.config.torch_threads:
             import torch
             torch.set_num_threads(self.config.torch_threads)
+        # no --threads: each in-process replica picks its own (services/intraop.py)
+        intraop.fix_threads(self.config.torch_threads or None)
         if self._store is not None:
             self.claim_data_dir()
             self._recover()

@@ -37,7 +37,8 @@ class LoopResult:
 
 
 def run(mode: str, models: Path, n: int = 36, steps: int = 20, concurrency: int = 16,
-        torch_threads: int | None = None, seed: int = 1, timeout_s: float = 900.0) -> LoopResult:
+        torch_threads: int | None = None, seed: int = 1, timeout_s: float = 900.0,
+        replicas: tuple[tuple[str, int, int], ...] = ()) -> LoopResult:
     process_env.configure()  # before torch is imported (by the backend)
     from lego_backend.backend import Backend
     from lego_backend.bench.mix import KINDS, MixConfig, RequestFactory, input_images, load_prompts
@@ -49,7 +50,8 @@ def run(mode: str, models: Path, n: int = 36, steps: int = 20, concurrency: int 
         tmp = Path(tmp_name)
         cfg = BackendConfig(models_dir=models, output_dir=tmp / "out", input_dir=tmp / "in",
                             temp_dir=tmp / "temp", data_dir=tmp / "data", mode=mode,
-                            max_concurrent_prompts=concurrency, torch_threads=torch_threads)
+                            max_concurrent_prompts=concurrency, torch_threads=torch_threads,
+                            replicas=replicas)
         for d in (cfg.output_dir, cfg.input_dir, cfg.temp_dir):
             d.mkdir(parents=True, exist_ok=True)
         mix = MixConfig(steps=steps, hires_steps=steps)
@@ -104,6 +106,12 @@ def _denoisers(backend: Any) -> list[dict[str, Any]]:
     return [s for s in backend.services_report()["services"] if s["kind"] == "denoiser"]
 
 
+def _replicas(text: str) -> tuple[str, int, int]:
+    from lego_backend.cli import _replicas as parse
+
+    return parse(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--mode", choices=("micro", "monolithic"), default="micro")
@@ -113,9 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--concurrency", type=int, default=16, help="--max-concurrent")
     p.add_argument("--torch-threads", type=int, default=None)
+    p.add_argument("--replicas", type=_replicas, action="append", default=[],
+                   metavar="KIND=N|MIN:MAX", help="as `lego serve --replicas`")
     args = p.parse_args(argv)
     result = run(args.mode, args.models, args.n, args.steps, args.concurrency,
-                 args.torch_threads)
+                 args.torch_threads, replicas=tuple(args.replicas))
     print(json.dumps(asdict(result)))
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lego_backend.runtime.scheduler import Waiting, pick_batch
+from lego_backend.services import intraop
 from lego_backend.services.protocol import ModelService, ServiceCall
 
 
@@ -61,6 +62,7 @@ class Replica:
         self.batches_run = 0
         self.calls_run = 0
         self.runtime = "thread"
+        self._intraop = intraop.new_tuner()  # None: the user fixed torch's thread count
         self._thread = threading.Thread(target=self._loop, name=f"replica-{service.spec.kind}",
                                         daemon=True)
         self._thread.start()
@@ -106,7 +108,16 @@ class Replica:
     # --- where the model runs (a worker-process replica overrides these) -------------------------
     def _execute(self, calls: list[ServiceCall]) -> list[Any]:
         with self._run_lock:
-            return self.service.run_batch(calls)
+            tuner = self._intraop
+            if tuner is None:
+                return self.service.run_batch(calls)
+            threads = tuner.threads_for_next_batch()
+            intraop.apply(threads)
+            started = time.perf_counter()
+            results = self.service.run_batch(calls)
+            tuner.observe(threads, time.perf_counter() - started,
+                          sum(self.service.batch_rows(c) for c in calls))
+            return results
 
     @property
     def loaded(self) -> bool:
@@ -118,7 +129,11 @@ class Replica:
     def describe(self) -> dict[str, Any]:
         """Where this replica runs (for /lego/services)."""
         import os
-        return {"runtime": self.runtime, "pid": os.getpid()}
+        tuner = getattr(self, "_intraop", None)
+        threads = None if tuner is None else tuner.decided
+        return {"runtime": self.runtime, "pid": os.getpid(),
+                "intraop_threads": threads if threads is not None else
+                ("tuning" if tuner is not None else "fixed")}
 
     def unload_if_idle(self) -> int:
         """Free the weights if nothing waits or runs; returns the bytes freed."""
