@@ -73,7 +73,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", help="input images folder (default: $LEGO_HOME/input)")
     p.add_argument("--extra-model-paths-config", action="append",
                    help="an extra_model_paths.yaml (repeatable)")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--threads", type=int,
+                   help="torch intra-op threads per forward (default: each replica times its "
+                        "first batches with torch's default and with 1, and keeps the faster)")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,7 +63,13 @@ def _process_cpu_s(pid: int | None) -> float | None:
         return None
 
 
-def _median_ms(fn: Callable[[], Any], reps: int) -> float:
+# Torch thread counts a forward is timed with. The server's replicas each keep the faster of
+# torch's default and 1 (services/intraop.py), so a forward is timed with both and the faster
+# is its service time; `--threads N` fixes it, as it does for `lego serve`.
+THREAD_CHOICES: list[int] = []
+
+
+def _median_ms_at(fn: Callable[[], Any], reps: int) -> float:
     for _ in range(2):  # warm-up: first-call allocations and lazy init are not service time
         fn()
     times = []
@@ -72,6 +78,23 @@ def _median_ms(fn: Callable[[], Any], reps: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return round(1000 * statistics.median(times), 3)
+
+
+def _fastest_threads(fn: Callable[[], Any], reps: int) -> tuple[int, float]:
+    """(thread count, median ms) of the faster count; leaves that count set."""
+    from lego_backend.services.intraop import apply
+
+    timed = []
+    for n in THREAD_CHOICES:
+        apply(n)
+        timed.append((_median_ms_at(fn, reps), n))
+    ms, n = min(timed)
+    apply(n)
+    return n, ms
+
+
+def _median_ms(fn: Callable[[], Any], reps: int) -> float:
+    return _fastest_threads(fn, reps)[1]
 
 
 class _Calls:
@@ -137,9 +160,12 @@ def _row(services: dict[str, Any], calls: _Calls, b: int, reps: int) -> dict[str
     return row
 
 
-def measure_speedup(fn: Callable[[], Any], counts: list[int], seconds: float
-                    ) -> dict[str, float]:
-    """Total throughput of k threads running `fn` in a loop at once, over one thread's."""
+def measure_speedup(fn: Callable[[], Any], counts: list[int], seconds: float,
+                    torch_threads: int | None = None) -> dict[str, float]:
+    """Total throughput of k threads running `fn` in a loop at once, over one thread's; each
+    thread with `torch_threads` torch threads (the replicas' choice) when given."""
+    from lego_backend.services.intraop import apply
+
     fn()
     rates = {}
     for k in counts:
@@ -147,6 +173,8 @@ def measure_speedup(fn: Callable[[], Any], counts: list[int], seconds: float
         stop = time.perf_counter() + seconds
 
         def work(i: int, done: list[int] = done, stop: float = stop) -> None:
+            if torch_threads is not None:
+                apply(torch_threads)
             while time.perf_counter() < stop:
                 fn()
                 done[i] += 1
@@ -208,11 +236,14 @@ def measure_forwards(models: Path, sizes: list[int], batches: list[int], reps: i
                            "weights_bytes": weights, "load_ms": load_ms,
                            "activation_bytes_per_sample": 0})
     calls = _Calls(store.put, sizes[0], lora)
+    def step() -> Any:
+        return services["unet"].run_batch(calls.unet(1))
+
+    threads, _ = _fastest_threads(step, reps)
+    out_models[0]["step_threads"] = threads
     # CPU time of one batch-1 step (every torch thread), to split the per-step overhead
-    out_models[0]["step_cpu_ms_batch1"] = _median_cpu_ms(
-        lambda: services["unet"].run_batch(calls.unet(1)), reps)
-    speedup = measure_speedup(lambda: services["unet"].run_batch(calls.unet(1)),
-                              speedup_counts, speedup_s)
+    out_models[0]["step_cpu_ms_batch1"] = _median_cpu_ms(step, reps)
+    speedup = measure_speedup(step, speedup_counts, speedup_s, threads)
     for svc in services.values():
         svc.close()
     return out_models, speedup
@@ -335,6 +366,8 @@ def main(argv: list[str]) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    THREAD_CHOICES[:] = [args.threads] if args.threads else sorted({torch.get_num_threads(), 1},
+                                                                    reverse=True)
     sizes = [int(x) for x in args.sizes.split(",")]
     batches = sorted({int(x) for x in args.batches.split(",")})
     s1, s2 = (int(x) for x in args.overhead_steps.split(","))

@@ -79,10 +79,12 @@ class SimConfig:
     cpu_max_batch_rows: int = BackendConfig.max_batch
     # where a CPU host's per-step CPU overhead (the profile's overhead_ms.step_cpu) is paid:
     # "batch" = once per denoiser batch (the replica thread's queueing, concatenation and
-    # hand-backs), "request" = by every request in it (its own sampler math). Alone both are
-    # the same; under load micro's measured latency stayed flat as batches grew, which only
-    # "batch" reproduces (docs/scaling.md, Fidelity)
-    step_cpu_per: str = "batch"
+    # hand-backs), "request" = by every request in it (its own sampler math, guidance and
+    # events, under one interpreter lock). Alone both are the same. Since replicas run their
+    # forwards on one thread (services/intraop.py), a full bench on a quiet machine is
+    # reproduced by "request" (p50 mean |error| 20%) and not by "batch" (36%)
+    # (docs/scaling.md, Fidelity)
+    step_cpu_per: str = "request"
     # run identical consecutive GPU batches in one event (same results; False = batch by
     # batch, for checking that and for tracing)
     coalesce: bool = True

@@ -150,13 +150,15 @@ def test_only_the_cpu_part_of_the_step_overhead_shares_the_cores() -> None:
 
 
 def test_per_step_cpu_overhead_per_batch_or_per_request() -> None:
-    """Charged once per denoiser batch (default), batching amortizes it; charged per request,
-    eight requests in a batch pay it eight times over on the shared cores."""
+    """Charged once per denoiser batch, batching amortizes it; charged per request (the
+    default, as the server's runners each do their own sampler math), eight requests in a
+    batch pay it eight times over on the shared cores."""
     reqs = [_req(i, 0.0) for i in range(8)]
     profile = _cpu(step=5, step_cpu=5)
-    per_batch = simulate(profile, SimConfig(cluster=ClusterSpec(gpus=1)), reqs)
-    per_request = simulate(profile, SimConfig(cluster=ClusterSpec(gpus=1),
-                                              step_cpu_per="request"), reqs)
+    per_batch = simulate(profile, SimConfig(cluster=ClusterSpec(gpus=1), step_cpu_per="batch"),
+                         reqs)
+    per_request = simulate(profile, SimConfig(cluster=ClusterSpec(gpus=1)), reqs)
+    assert SimConfig().step_cpu_per == "request"
     assert per_batch.p50_ms + 100 < per_request.p50_ms
     with pytest.raises(ValueError):
         SimConfig(step_cpu_per="sometimes")
