@@ -129,11 +129,9 @@ class Replica:
     def describe(self) -> dict[str, Any]:
         """Where this replica runs (for /lego/services)."""
         import os
-        tuner = getattr(self, "_intraop", None)
-        threads = None if tuner is None else tuner.decided
-        return {"runtime": self.runtime, "pid": os.getpid(),
-                "intraop_threads": threads if threads is not None else
-                ("tuning" if tuner is not None else "fixed")}
+        tuner = self._intraop
+        threads = "fixed" if tuner is None else tuner.decided or "tuning"
+        return {"runtime": self.runtime, "pid": os.getpid(), "intraop_threads": threads}
 
     def unload_if_idle(self) -> int:
         """Free the weights if nothing waits or runs; returns the bytes freed."""

@@ -82,10 +82,12 @@ def _median_ms_at(fn: Callable[[], Any], reps: int) -> float:
 
 def _fastest_threads(fn: Callable[[], Any], reps: int) -> tuple[int, float]:
     """(thread count, median ms) of the faster count; leaves that count set."""
+    import torch
+
     from lego_backend.services.intraop import apply
 
     timed = []
-    for n in THREAD_CHOICES:
+    for n in THREAD_CHOICES or [torch.get_num_threads()]:  # set by main(); else as it is
         apply(n)
         timed.append((_median_ms_at(fn, reps), n))
     ms, n = min(timed)
