@@ -251,6 +251,22 @@ def measure_forwards(models: Path, sizes: list[int], batches: list[int], reps: i
     return out_models, speedup
 
 
+def check_requests(kinds_steps: list[tuple[str, int]], rep: int) -> list[Any]:
+    """The lone requests of one repetition, each with its own text and seed: like the bench's
+    requests, none may be answered from the server's cross-prompt output cache (a hires fix
+    whose first pass equals the txt2img just before it would skip that pass)."""
+    from dataclasses import replace
+
+    from lego_backend.bench.mix import BenchRequest, MixConfig, build_prompt
+
+    out = []
+    for j, (kind, steps) in enumerate(kinds_steps):
+        cfg = replace(MixConfig(), steps=steps)
+        text = f"a photo of a cat, take {rep}.{j}"
+        out.append(BenchRequest(kind, build_prompt(kind, text, 1000 + 100 * rep + j, cfg)))
+    return out
+
+
 async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: int,
                       pid: int | None = None
                       ) -> tuple[dict[str, list[float]], list[float], dict[str, list[float]]]:
@@ -270,10 +286,8 @@ async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: i
             await client.upload_image(name, data)
         loop = asyncio.get_running_loop()
         for rep in range(reps + 1):  # rep 0 warms up (loads, caches)
-            for kind, steps in kinds_steps:
+            for (kind, steps), req in zip(kinds_steps, check_requests(kinds_steps, rep)):
                 cfg = replace(base_cfg, steps=steps)
-                prompt = build_prompt(kind, "a photo of a cat", 1000 + rep, cfg)
-                req = BenchRequest(kind, prompt)
                 c0 = _process_cpu_s(pid)
                 res = await client.run_one(req)
                 c1 = _process_cpu_s(pid)

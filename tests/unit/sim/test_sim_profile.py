@@ -59,3 +59,24 @@ def test_schema_problems_are_reported() -> None:
     assert any("step_ms" in p for p in problems) and any("load_ms" in p for p in problems)
     with pytest.raises(ValueError):
         profile_from_dict(doc)
+
+
+def test_profile_check_requests_cannot_hit_the_output_cache() -> None:
+    """`lego profile` times each bench kind alone; a request equal in text and seed to an
+    earlier one would be answered (in part) from the server's cross-prompt cache, as a hires
+    fix's first pass was by the txt2img before it."""
+    from lego_backend.bench.mix import KINDS
+    from lego_backend.sim.measure_profile import check_requests
+
+    kinds_steps = [("txt2img", 4), ("txt2img", 20)] + [(k, 20) for k in KINDS if k != "txt2img"]
+    seen_text, seen_seed = set(), set()
+    for rep in range(3):
+        reqs = check_requests(kinds_steps, rep)
+        assert [r.kind for r in reqs] == [k for k, _ in kinds_steps]
+        for r in reqs:
+            text = r.prompt["pos"]["inputs"]["text"]
+            seeds = {n["inputs"]["seed"] for n in r.prompt.values()
+                     if n["class_type"] == "KSampler"}
+            assert text not in seen_text and not seeds & seen_seed, (rep, r.kind)
+            seen_text.add(text)
+            seen_seed |= seeds
