@@ -38,7 +38,8 @@ class LoopResult:
 
 def run(mode: str, models: Path, n: int = 36, steps: int = 20, concurrency: int = 16,
         torch_threads: int | None = None, seed: int = 1, timeout_s: float = 900.0,
-        replicas: tuple[tuple[str, int, int], ...] = ()) -> LoopResult:
+        replicas: tuple[tuple[str, int, int], ...] = (), replica_runtime: str = "thread"
+        ) -> LoopResult:
     process_env.configure()  # before torch is imported (by the backend)
     from lego_backend.backend import Backend
     from lego_backend.bench.mix import KINDS, MixConfig, RequestFactory, input_images, load_prompts
@@ -51,7 +52,7 @@ def run(mode: str, models: Path, n: int = 36, steps: int = 20, concurrency: int 
         cfg = BackendConfig(models_dir=models, output_dir=tmp / "out", input_dir=tmp / "in",
                             temp_dir=tmp / "temp", data_dir=tmp / "data", mode=mode,
                             max_concurrent_prompts=concurrency, torch_threads=torch_threads,
-                            replicas=replicas)
+                            replicas=replicas, replica_runtime=replica_runtime)
         for d in (cfg.output_dir, cfg.input_dir, cfg.temp_dir):
             d.mkdir(parents=True, exist_ok=True)
         mix = MixConfig(steps=steps, hires_steps=steps)
@@ -123,9 +124,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--torch-threads", type=int, default=None)
     p.add_argument("--replicas", type=_replicas, action="append", default=[],
                    metavar="KIND=N|MIN:MAX", help="as `lego serve --replicas`")
+    p.add_argument("--replica-runtime", choices=("thread", "process"), default="thread",
+                   help="as `lego serve --replica-runtime`")
     args = p.parse_args(argv)
     result = run(args.mode, args.models, args.n, args.steps, args.concurrency,
-                 args.torch_threads, replicas=tuple(args.replicas))
+                 args.torch_threads, replicas=tuple(args.replicas),
+                 replica_runtime=args.replica_runtime)
     print(json.dumps(asdict(result)))
 
 

@@ -26,6 +26,7 @@ class SharedCores:
         if not speedup or speedup[0] <= 0:
             raise ValueError("speedup must start with the throughput of one job (> 0)")
         self.loop = loop
+        self._speedup = tuple(speedup)
         self._rate = [s / k for k, s in enumerate(speedup, start=1)]  # per-job speed at k jobs
         self._virtual = 0.0  # standalone seconds of progress a job in progress has made
         self._since = 0.0  # real time the virtual clock was last advanced
@@ -37,7 +38,9 @@ class SharedCores:
 
     def rate(self, k: int) -> float:
         """Speed of each of k concurrent jobs, relative to running alone."""
-        return self._rate[min(k, len(self._rate)) - 1]
+        if k <= len(self._rate):
+            return self._rate[k - 1]
+        return self._speedup[-1] / k  # past the measured counts the total stays flat
 
     @property
     def running(self) -> int:

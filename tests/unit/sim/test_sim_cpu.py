@@ -53,6 +53,12 @@ def test_shared_cores_split_throughput_between_jobs() -> None:
     assert _finish_times([1.0, 1.0], [(0.0, 1.0), (0.5, 0.25)]) == pytest.approx([1.0, 1.25])
 
 
+def test_past_the_measured_job_counts_total_throughput_stays_flat() -> None:
+    # measured up to 2 jobs (two cores' worth): 4 jobs of 1 s share 2 s of throughput and all
+    # end at 2 s, not at 1 s (each job keeping the 2-job speed would be 4 cores' worth)
+    assert _finish_times([1.0, 2.0], [(0.0, 1.0)] * 4) == pytest.approx([2.0] * 4)
+
+
 def _req(i: int, t: float, kind: str = "w", **kw) -> SimRequest:
     return SimRequest(i, t, "ck", "toy", 10, workflow=kind, **kw)
 
