@@ -249,6 +249,7 @@ class ServicePool:
                 "queue_depth": sum(r.queue_depth for r in replicas),
                 "batches_run": sum(r.batches_run for r in replicas),
                 "calls_run": sum(r.calls_run for r in replicas),
+                "busy_s": round(sum(getattr(r, "busy_s", 0.0) for r in replicas), 6),
                 "mean_batch": (sum(sizes) / len(sizes)) if sizes else 0.0,
                 "adapters_loaded": adapters,
                 "replica_detail": [{**r.describe(), "loaded": r.loaded,

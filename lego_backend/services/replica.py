@@ -61,6 +61,7 @@ class Replica:
         self._run_s = 0.0  # EWMA of how long one batch takes (scales the linger)
         self.batches_run = 0
         self.calls_run = 0
+        self.busy_s = 0.0  # seconds spent running batches (utilization; lego profile's split)
         self.runtime = "thread"
         self._intraop = intraop.new_tuner()  # None: the user fixed torch's thread count
         self._thread = threading.Thread(target=self._loop, name=f"replica-{service.spec.kind}",
@@ -176,6 +177,7 @@ class Replica:
                     ran = time.monotonic() - started
                     self._run_s = batch_time_ewma(self._run_s, ran)
                     self._busy = False
+                    self.busy_s += ran
                     self.batches_run += 1
                     self.calls_run += len(batch)
                     self.batch_sizes.append(len(batch))

@@ -34,6 +34,9 @@ def test_concurrent_prompts_batch_and_match_solo_runs(tmp_path, demo_models):
         # 4 prompts x 12 steps = 48 denoiser calls; batching must have merged many of them
         assert denoiser["calls_run"] == 48
         assert denoiser["batches_run"] < 40, denoiser
+        # its busy time is what its batches took: more than none, within the prompts' span
+        span_s = (max(r.end_time for r in records) - min(r.start_time for r in records)) / 1e3
+        assert 0.0 < denoiser["busy_s"] <= span_s + 0.01, denoiser
         for rec, expected in zip(records, solo_pixels):
             got = pixels(output_files(live, rec)[0])
             assert np.abs(got - expected).max() <= 1  # <= 1/255 per channel

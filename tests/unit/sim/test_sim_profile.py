@@ -80,3 +80,27 @@ def test_profile_check_requests_cannot_hit_the_output_cache() -> None:
             assert text not in seen_text and not seeds & seen_seed, (rep, r.kind)
             seen_text.add(text)
             seen_seed |= seeds
+
+
+def test_step_overhead_subtracts_the_servers_own_forward_time() -> None:
+    from lego_backend.sim.measure_profile import overheads_from
+
+    # lone txt2img runs at 4 and 20 steps: 12 ms more per step end to end, of which the
+    # server's denoiser was busy 9 ms per step; the process's CPU grew 10 ms per step
+    timed = {"e2e": {"txt2img@4": [100.0, 101.0, 99.0], "txt2img@20": [292.0, 292.0, 293.0]},
+             "posts": [5.0, 6.0, 7.0],
+             "cpu": {"txt2img@4": [80.0], "txt2img@20": [240.0]},
+             "busy": {"txt2img@4": [36.0], "txt2img@20": [180.0]}}
+    model = {"rows": [{"step_ms": 20.0, "encode_ms": 1.0, "decode_ms": 9.0}],
+             "step_cpu_ms_batch1": 20.0}
+    over, checks = overheads_from(timed, model, 4, 20, 20)
+    assert over["step"] == pytest.approx(3.0)  # 12 - 9, not 12 - the profile's 20 (-> 0)
+    assert over["step_cpu"] == pytest.approx(1.0)  # 10 - 9
+    assert over["request_pre"] == pytest.approx(6.0)
+    assert over["request_post"] == pytest.approx(292.0 - 6.0 - 1.0 - 20 * 12.0 - 9.0)
+    assert checks["server_step_forward_ms"] == pytest.approx(9.0)
+    # a server that does not show busy time: the profile's own forward, as before
+    del timed["busy"]
+    timed["busy"] = {}
+    over, _ = overheads_from(timed, model, 4, 20, 20)
+    assert over["step"] == 0.0
