@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lego_backend.bench.config import full_config, quick_config
+from lego_backend.bench.config import BenchConfig, full_config, quick_config
 from lego_backend.bench.measure import ModeRunner, log
 from lego_backend.bench.mix import MixConfig, load_prompts
 from lego_backend.bench.run import DEFAULT_MODE
@@ -31,7 +31,7 @@ from lego_backend.bench.server import ServerProcess, ServerSpec
 from lego_backend.sim.fidelity import _arrivals, _rel, summarize_errors
 
 
-def _config(bench: dict[str, Any]):  # noqa: ANN202 -- BenchConfig
+def _config(bench: dict[str, Any]) -> BenchConfig:
     doc = bench["config"]
     preset = quick_config if doc.get("quick") else full_config
     mix = dict(doc["mix"])

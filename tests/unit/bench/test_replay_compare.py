@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lego_backend.bench.replay import _config, compare
 from lego_backend.bench.mix import MixConfig
+from lego_backend.bench.replay import _config, compare
 
 RECORDED = Path(__file__).parents[1] / "sim" / "data" / "fidelity" / "bench-full-results.json"
 
