@@ -28,7 +28,7 @@ from lego_backend.bench.measure import ModeRunner, log
 from lego_backend.bench.mix import MixConfig, load_prompts
 from lego_backend.bench.run import DEFAULT_MODE
 from lego_backend.bench.server import ServerProcess, ServerSpec
-from lego_backend.sim.fidelity import _arrivals, _rel, summarize_errors
+from lego_backend.sim.fidelity import _arrivals, compare_runs
 
 
 def _config(bench: dict[str, Any]) -> BenchConfig:
@@ -63,24 +63,6 @@ def replay_mode(bench: dict[str, Any], mode: str, models: Path, work: Path) -> d
     return entry
 
 
-def compare(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """Point by point, `second` (the replay) against `first` (the bench), as the fidelity
-    check compares the simulator: relative error of the replay's figure to the bench's."""
-    points = []
-    for mode, entry in second["modes"].items():
-        orig = first["modes"][mode]
-        for sweep in ("rate", "burst"):
-            for a, b in zip(orig.get(f"{sweep}_sweep", []), entry.get(f"{sweep}_sweep", [])):
-                row = {"mode": mode, "sweep": sweep, "value": a["value"], "n": a.get("n")}
-                for m in ("p50_ms", "p95_ms", "attainment"):
-                    row[f"bench_{m}"], row[f"replay_{m}"] = a.get(m), b.get(m)
-                for m in ("p50", "p95"):
-                    row[f"{m}_rel_error"] = _rel(b.get(f"{m}_ms"), a.get(f"{m}_ms"))
-                row["attainment_rel_error"] = _rel(b.get("attainment"), a.get("attainment"))
-                points.append(row)
-    return {"points": points, "summary": summarize_errors(points)}
-
-
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="lego-bench-replay", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -101,7 +83,7 @@ def main(argv: list[str]) -> int:
     replay["replay_wall_s"] = round(time.monotonic() - began, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(replay, indent=2) + "\n", "utf-8")
-    report = compare(bench, replay)
+    report = compare_runs(bench, replay)
     for r in report["points"]:
         print(f"{r['mode']:<11}{r['sweep']:<6}{r['value']:<8.4g} p50 {r['bench_p50_ms']} -> "
               f"{r['replay_p50_ms']}  p95 {r['bench_p95_ms']} -> {r['replay_p95_ms']}  "

@@ -19,6 +19,7 @@ decodes at that size."""
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -131,6 +132,42 @@ def compare(bench: dict[str, Any], profile: Profile) -> dict[str, Any]:
             "profile_measured": profile.meta.get("measured")}
 
 
+def compare_runs(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two measurements of the same sweep points (a bench run and its replay,
+    bench/replay.py): the relative error of `second`'s figures to `first`'s, point by point,
+    as the simulator is scored against the bench."""
+    points = []
+    for mode, entry in second["modes"].items():
+        orig = first["modes"][mode]
+        for sweep in ("rate", "burst"):
+            for a, b in zip(orig.get(f"{sweep}_sweep", []), entry.get(f"{sweep}_sweep", [])):
+                if a["value"] != b["value"]:
+                    raise ValueError(f"{mode} {sweep}: point {a['value']} vs {b['value']}: "
+                                     "not a replay of the same run")
+                row = {"mode": mode, "sweep": sweep, "value": a["value"], "n": a.get("n")}
+                for m in ("p50_ms", "p95_ms", "attainment"):
+                    row[f"bench_{m}"], row[f"replay_{m}"] = a.get(m), b.get(m)
+                for m in ("p50", "p95"):
+                    row[f"{m}_rel_error"] = _rel(b.get(f"{m}_ms"), a.get(f"{m}_ms"))
+                row["attainment_rel_error"] = _rel(b.get("attainment"), a.get("attainment"))
+                points.append(row)
+    return {"points": points, "summary": summarize_errors(points)}
+
+
+def average_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One bench-shaped document whose every sweep point holds the mean p50, p95 and
+    attainment of `runs` (a bench run and replays of it: the same points, the same traces)."""
+    out = copy.deepcopy(runs[0])
+    for mode, entry in out["modes"].items():
+        for sweep in ("rate", "burst"):
+            for i, p in enumerate(entry.get(f"{sweep}_sweep", [])):
+                same = [r["modes"][mode][f"{sweep}_sweep"][i] for r in runs]
+                for m in ("p50_ms", "p95_ms", "attainment"):
+                    vals = [x[m] for x in same if x.get(m) is not None]
+                    p[m] = round(sum(vals) / len(vals), 4) if vals else None
+    return out
+
+
 def summarize_errors(points: list[dict[str, Any]]) -> dict[str, Any]:
     """Mean and median |relative error| per metric, and the share of points within 15%."""
     out: dict[str, Any] = {}
@@ -167,9 +204,18 @@ def main(argv: list[str]) -> int:
     p.add_argument("bench_results", type=Path)
     p.add_argument("profile", type=Path)
     p.add_argument("--out", type=Path)
+    p.add_argument("--replay", type=Path, action="append", default=[],
+                   help="a replay of the bench run (python -m lego_backend.bench.replay): "
+                        "also score the simulator against the runs' mean, and the runs "
+                        "against each other (the bench's own repeatability)")
     args = p.parse_args(argv)
-    report = compare(json.loads(args.bench_results.read_text("utf-8")),
-                     load_profile(args.profile))
+    bench = json.loads(args.bench_results.read_text("utf-8"))
+    profile = load_profile(args.profile)
+    report = compare(bench, profile)
+    if args.replay:
+        replays = [json.loads(r.read_text("utf-8")) for r in args.replay]
+        report["bench_vs_replay"] = [compare_runs(bench, r)["summary"] for r in replays]
+        report["vs_mean_of_runs"] = compare(average_runs([bench, *replays]), profile)["summary"]
 
     def pct(x: float | None) -> str:
         return "   -" if x is None else f"{x:+.0%}"
@@ -181,6 +227,10 @@ def main(argv: list[str]) -> int:
     for kind, row in report["standalone_ms"].items():
         print(f"standalone {kind:<20} {row}")
     print(json.dumps(report["summary"]))
+    for i, summary in enumerate(report.get("bench_vs_replay", [])):
+        print(f"bench vs replay {i + 1} (the bench's own repeatability): {json.dumps(summary)}")
+    if "vs_mean_of_runs" in report:
+        print(f"simulator vs the mean of the runs: {json.dumps(report['vs_mean_of_runs'])}")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n", "utf-8")
     return 0
