@@ -9,11 +9,18 @@ on two (passive OpenMP waiting); a real SD UNet at 512 px is the other way round
 cannot know which from the model's size alone, so it measures: its first batches alternate
 between all threads and one, and it keeps the count whose batches took less time per row.
 
-Pure policy, no torch: the replica thread applies `threads_for_next_batch()` with
-`torch.set_num_threads` (per calling thread in OpenMP) and reports each batch's time."""
+A count chosen while the replica ran alone does not hold when other replicas' forwards run
+at the same moment: the cores are then taken, and a forward split over an OpenMP team waits at
+every op for a team thread that is not scheduled. So a replica that chose more than one thread
+uses one whenever another replica of the process is in a batch (`threads_under_load`). In a
+monolithic run on this machine, three of six VAE replicas had chosen 2 threads alone.
+
+The policy is pure (no torch); `apply` sets the calling thread's count with
+`torch.set_num_threads` (OpenMP keeps it per thread), imported only when called."""
 from __future__ import annotations
 
 import statistics
+import threading
 from dataclasses import dataclass, field
 
 
@@ -56,6 +63,33 @@ class IntraOpTuner:
             self.decided = min(self.candidates, key=lambda n: (medians.get(n, float("inf")),
                                                                 -n))
 
+
+def threads_under_load(chosen: int, others_running: int) -> int:
+    """The thread count a decided replica uses for a batch that starts while
+    `others_running` other replicas of the process are in a batch."""
+    return 1 if others_running > 0 else chosen
+
+
+class RunningBatches:
+    """How many replicas of this process are running a batch right now."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._n = 0
+
+    def enter(self) -> int:
+        """A batch starts; returns how many others were already running."""
+        with self._lock:
+            others = self._n
+            self._n += 1
+            return others
+
+    def leave(self) -> None:
+        with self._lock:
+            self._n -= 1
+
+
+RUNNING = RunningBatches()
 
 _fixed: int | None = None  # `lego serve --threads N`: the user's count, no tuning
 _default: int | None = None  # torch's own count, read before any replica changed it

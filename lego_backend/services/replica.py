@@ -112,13 +112,19 @@ class Replica:
             tuner = self._intraop
             if tuner is None:
                 return self.service.run_batch(calls)
-            threads = tuner.threads_for_next_batch()
-            intraop.apply(threads)
-            started = time.perf_counter()
-            results = self.service.run_batch(calls)
-            tuner.observe(threads, time.perf_counter() - started,
-                          sum(self.service.batch_rows(c) for c in calls))
-            return results
+            others = intraop.RUNNING.enter()
+            try:
+                threads = tuner.threads_for_next_batch()
+                if tuner.decided is not None:  # trials keep alternating, to measure both
+                    threads = intraop.threads_under_load(threads, others)
+                intraop.apply(threads)
+                started = time.perf_counter()
+                results = self.service.run_batch(calls)
+                tuner.observe(threads, time.perf_counter() - started,
+                              sum(self.service.batch_rows(c) for c in calls))
+                return results
+            finally:
+                intraop.RUNNING.leave()
 
     @property
     def loaded(self) -> bool:

@@ -101,3 +101,33 @@ def test_a_fixed_count_is_never_tuned(monkeypatch):
         replica.close()
     finally:
         intraop.fix_threads(None)
+
+
+def test_threads_under_load_fall_back_to_one() -> None:
+    assert intraop.threads_under_load(2, 0) == 2
+    assert intraop.threads_under_load(2, 1) == 1
+    assert intraop.threads_under_load(1, 3) == 1
+
+
+def test_a_replica_that_chose_two_threads_uses_one_while_another_replica_runs(monkeypatch):
+    monkeypatch.setattr(intraop, "_default", 2)
+    intraop.fix_threads(None)
+    fast_at_two = ThreadSensitiveService({1: 0.02, 2: 0.002})
+    replica = Replica(fast_at_two)  # type: ignore[arg-type]
+    try:
+        for _ in range(12):
+            replica.submit(ServiceCall("unet", {})).result(timeout=10)
+        assert replica.describe()["intraop_threads"] == 2
+        assert fast_at_two.threads_seen[-1] == 2  # alone: its choice
+        others = intraop.RUNNING.enter()  # another replica of the process is in a batch
+        try:
+            assert others == 0
+            replica.submit(ServiceCall("unet", {})).result(timeout=10)
+            assert fast_at_two.threads_seen[-1] == 1
+        finally:
+            intraop.RUNNING.leave()
+        replica.submit(ServiceCall("unet", {})).result(timeout=10)
+        assert fast_at_two.threads_seen[-1] == 2  # alone again
+        assert replica.describe()["intraop_threads"] == 2  # the choice itself is kept
+    finally:
+        replica.close()
