@@ -19,9 +19,11 @@ and the real services (lego_backend/services/), so the simulator can be checked 
    step_cpu); the rest of the step overhead is waiting (thread hand-offs, scheduling behind
    other processes) that does not occupy the cores. The POST /prompt round trip is `request_pre` (HTTP, compile,
    admission); what remains after the forwards, the steps and `request_pre` is
-   `request_post` (image saving, events, the reply). Every bench workflow kind alone is timed
-   too and stored under `checks` (the simulator does not read them: `lego_backend.sim.fidelity`
-   compares its own predictions with them)."""
+   `request_post` (image saving, events, the reply). A lone ControlNet request spends more
+   time outside its forwards (denoiser and ControlNet busy time) than a plain txt2img; that
+   excess per step is `controlnet_call` (the hand-off to the ControlNet service and back).
+   Every bench workflow kind alone is timed too and stored under `checks` (the simulator does
+   not read them: `lego_backend.sim.fidelity` compares its own predictions with them)."""
 from __future__ import annotations
 
 import argparse
@@ -287,6 +289,7 @@ async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: i
     e2e: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}  # the server process's CPU ms per lone request
     busy: dict[str, list[float]] = {}  # its denoiser replicas' busy ms per lone request
+    busy_cn: dict[str, list[float]] = {}  # its ControlNet replicas' likewise
     posts: list[float] = []
     async with BenchClient(base_url) as client:
         for name, data in input_images(base_cfg).items():
@@ -295,19 +298,21 @@ async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: i
         for rep in range(reps + 1):  # rep 0 warms up (loads, caches)
             for (kind, steps), req in zip(kinds_steps, check_requests(kinds_steps, rep)):
                 cfg = replace(base_cfg, steps=steps)
-                b0 = _denoiser_busy_s(await client.services())
+                s0 = await client.services()
                 c0 = _process_cpu_s(pid)
                 res = await client.run_one(req)
                 c1 = _process_cpu_s(pid)
-                b1 = _denoiser_busy_s(await client.services())
+                s1 = await client.services()
                 if res.latency_ms is None:
                     raise RuntimeError(f"{kind} at {steps} steps failed: {res.detail}")
                 if rep:
                     e2e.setdefault(f"{kind}@{steps}", []).append(res.latency_ms)
                     if c0 is not None and c1 is not None:
                         cpu.setdefault(f"{kind}@{steps}", []).append(1000 * (c1 - c0))
-                    if b0 is not None and b1 is not None:
-                        busy.setdefault(f"{kind}@{steps}", []).append(1000 * (b1 - b0))
+                    for into, service in ((busy, "denoiser"), (busy_cn, "controlnet")):
+                        b0, b1 = _busy_s(s0, service), _busy_s(s1, service)
+                        if b0 is not None and b1 is not None:
+                            into.setdefault(f"{kind}@{steps}", []).append(1000 * (b1 - b0))
                 # the POST alone (compile + admission): submit, time the reply, let it finish
                 t = loop.time()
                 resp = await client.http.post("/prompt", json=prompt_body(
@@ -321,12 +326,13 @@ async def _time_alone(base_url: str, kinds_steps: list[tuple[str, int]], reps: i
                     if not q.get("queue_running") and not q.get("queue_pending"):
                         break
                     await asyncio.sleep(0.05)
-    return {"e2e": e2e, "posts": posts, "cpu": cpu, "busy": busy}
+    return {"e2e": e2e, "posts": posts, "cpu": cpu, "busy": busy, "busy_controlnet": busy_cn}
 
 
-def _denoiser_busy_s(services: dict[str, Any]) -> float | None:
-    """Seconds the server's denoiser replicas have spent running batches (None: not shown)."""
-    rows = [s for s in services.get("services", []) if s.get("kind") == "denoiser"]
+def _busy_s(services: dict[str, Any], kind: str) -> float | None:
+    """Seconds the server's replicas of one service kind have spent running batches (None:
+    not shown)."""
+    rows = [s for s in services.get("services", []) if s.get("kind") == kind]
     if not rows or any("busy_s" not in s for s in rows):
         return None
     return sum(float(s["busy_s"]) for s in rows)
@@ -373,6 +379,9 @@ def overheads_from(timed: dict[str, Any], model: dict[str, Any], s1: int, s2: in
         # its CPU per step is its busy time per step; else the profile's own CPU timing
         fwd_cpu = forward if busy else model.get("step_cpu_ms_batch1", row["step_ms"])
         overhead["step_cpu"] = round(min(step_over, max(0.0, cpu_slope - fwd_cpu)), 3)
+    cn_call = controlnet_call_ms(timed, default_steps)
+    if cn_call is not None:
+        overhead["controlnet_call"] = round(cn_call, 3)
     print(f"[profile] overheads ms {overhead} (txt2img alone: {s1} steps "
           f"{med[f'txt2img@{s1}']:.1f}, {s2} steps {med[f'txt2img@{s2}']:.1f})",
           file=sys.stderr, flush=True)
@@ -470,3 +479,19 @@ def _loadavg() -> float | None:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def controlnet_call_ms(timed: dict[str, Any], steps: int) -> float | None:
+    """Per ControlNet call, the time a lone ControlNet request spends outside the forwards
+    beyond what a plain txt2img spends: the hand-off to the ControlNet service and back,
+    once per step. None when the runs lack the ControlNet kind or busy times."""
+    from lego_backend.bench.mix import CONTROLNET, TXT2IMG
+
+    txt, cn = f"{TXT2IMG}@{steps}", f"{CONTROLNET}@{steps}"
+    e2e, busy, busy_cn = timed["e2e"], timed["busy"], timed.get("busy_controlnet") or {}
+    if not all(k in d for k in (txt, cn) for d in (e2e, busy)) or cn not in busy_cn:
+        return None
+    med = statistics.median
+    outside_txt = med(e2e[txt]) - med(busy[txt])
+    outside_cn = med(e2e[cn]) - med(busy[cn]) - med(busy_cn[cn])
+    return max(0.0, (outside_cn - outside_txt) / steps)

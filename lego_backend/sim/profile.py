@@ -13,7 +13,8 @@ Optional parts (a measured CPU profile has them; the published GPU profile does 
 - `overhead_ms`: per-request work outside the model forwards: `request_pre` (HTTP, graph
   compile, admission), `request_post` (image saving, events, the reply) and `step` (sampler
   math, progress event and hand-offs around each denoiser step), of which `step_cpu` is CPU
-  work (the rest is waiting that does not occupy the cores);
+  work (the rest is waiting that does not occupy the cores), and `controlnet_call` (the
+  hand-off to a ControlNet service and back, per ControlNet call, CPU work);
 - per row `lora_step_ms` (a step whose every row applies a LoRA) and `vae_encode_ms` (img2img's
   image encode)."""
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ COMPONENTS = ("unet", "text_encoder", "vae", "controlnet", "lora")
 ROW_FIELDS = ("batch", "step_ms", "controlnet_step_ms", "encode_ms", "decode_ms")
 OPTIONAL_ROW_FIELDS = ("lora_step_ms", "vae_encode_ms")
 DEVICE_TYPES = ("gpu", "cpu")
-OVERHEADS = ("request_pre", "request_post", "step", "step_cpu")
+OVERHEADS = ("request_pre", "request_post", "step", "step_cpu", "controlnet_call")
 DEFAULT_PROFILE = "gpu-published.json"
 
 
@@ -104,10 +105,14 @@ class Overheads:
     # the part of `step` that is CPU work (shares a CPU host's cores); the rest is waiting
     # (thread hand-offs, scheduling) that overlaps with other requests. Default: all of it.
     step_cpu: float = -1.0
+    controlnet_call: float = 0.0  # per ControlNet call: the hand-off there and back (CPU)
 
     def __post_init__(self) -> None:
         if self.step_cpu < 0:
             object.__setattr__(self, "step_cpu", self.step)
+
+    def scaled(self, factor: float) -> Overheads:
+        return Overheads(*(factor * getattr(self, f) for f in OVERHEADS))
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,20 @@ class Profile:
     device_type: str = "gpu"
     speedup: tuple[float, ...] = (1.0,)  # [k-1]: throughput of k concurrent jobs / one job
     overhead: Overheads = Overheads()
+
+    def scaled(self, factor: float) -> Profile:
+        """Every time `factor` x (forwards, load times, overheads): the same machine running
+        uniformly slower or faster, as a shared host does from one hour to the next."""
+        def times(t: tuple[float, ...] | None) -> tuple[float, ...] | None:
+            return None if t is None else tuple(factor * x for x in t)
+
+        models = {k: replace(m, step_s=times(m.step_s), controlnet_step_s=times(
+                      m.controlnet_step_s), encode_s=times(m.encode_s),
+                      decode_s=times(m.decode_s), lora_step_s=times(m.lora_step_s),
+                      vae_encode_s=times(m.vae_encode_s),
+                      load_s={c: factor * s for c, s in m.load_s.items()})
+                  for k, m in self.models.items()}
+        return replace(self, models=models, overhead=self.overhead.scaled(factor))
 
     def model(self, kind: str) -> ModelProfile:
         try:

@@ -116,7 +116,8 @@ def standalone_s(profile: Profile, r: SimRequest, lora_fraction: float = 0.1,
     last = mp
     for kind, steps in ((r.family, r.steps), *r.passes):
         m = profile.model(kind)
-        per = m.step(1) + len(r.controlnets) * m.controlnet_step(1) + o.step
+        per = (m.step(1) + len(r.controlnets) * (m.controlnet_step(1) + o.controlnet_call)
+               + o.step)
         if r.loras and not fused_lora:
             per += m.lora_extra(1, lora_fraction, 1)
         t += steps * per
@@ -412,6 +413,16 @@ class Simulation:
         else:
             self._submit(st.u_step, st.passes[st.pass_i].key, STEP, st, self._rows)
 
+    def _after_controlnet(self, st: _Req) -> None:
+        """The sampler has a ControlNet's residuals: the next ControlNet, or the step."""
+        cns = st.req.controlnets
+        kind = st.passes[st.pass_i].mp.kind
+        if st.cn_i < len(cns):
+            self._submit(st.cn_units[st.cn_i], ("cn", cns[st.cn_i], kind), CONTROLNET, st,
+                         self._rows)
+        else:
+            self._submit(st.u_step, st.passes[st.pass_i].key, STEP, st, self._rows)
+
     @property
     def _rows(self) -> int:
         return CFG_ROWS if self.cpu else 1  # GPU profiles count requests, not rows
@@ -454,13 +465,11 @@ class Simulation:
                     self._after_step(st)
             elif op == CONTROLNET:
                 st.cn_i += 1
-                cns = st.req.controlnets
-                kind = st.passes[st.pass_i].mp.kind
-                if st.cn_i < len(cns):
-                    self._submit(st.cn_units[st.cn_i], ("cn", cns[st.cn_i], kind), CONTROLNET,
-                                 st, self._rows)
+                o_cn = self.over.controlnet_call
+                if o_cn > 0.0:
+                    self._overhead(st, o_cn, o_cn, self._after_controlnet, st)
                 else:
-                    self._submit(st.u_step, st.passes[st.pass_i].key, STEP, st, self._rows)
+                    self._after_controlnet(st)
             elif op == ENCODE:
                 if st.req.image_input:
                     self._submit(st.u_vae, st.k_venc, IMAGE_ENCODE, st, 1)

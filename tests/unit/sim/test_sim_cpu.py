@@ -67,7 +67,7 @@ def _req(i: int, t: float, kind: str = "w", **kw) -> SimRequest:
     {}, {"loras": ("l",)}, {"controlnets": ("c",)}, {"image_input": True},
     {"passes": (("toy128", 5),)}])
 def test_a_lone_request_takes_its_standalone_time(extra: dict) -> None:
-    profile = _cpu(request_pre=7, request_post=11, step=2)
+    profile = _cpu(request_pre=7, request_post=11, step=2, controlnet_call=3)
     r = _req(0, 0.0, **extra)
     for mode in ("micro", "monolithic"):
         sim = Simulation(profile, SimConfig(mode=mode, cluster=ClusterSpec(gpus=1),
@@ -82,6 +82,10 @@ def test_standalone_adds_the_measured_overheads() -> None:
     r = _req(0, 0.0, passes=(("toy128", 5),))
     assert standalone_s(over, r) - standalone_s(bare, r) == pytest.approx(
         0.007 + 0.011 + (10 + 5) * 0.002)
+    # each ControlNet call hands off to its service and back: per step, per ControlNet
+    cn = _cpu(request_pre=7, request_post=11, step=2, controlnet_call=3)
+    r = _req(0, 0.0, controlnets=("c", "d"))
+    assert standalone_s(cn, r) - standalone_s(over, r) == pytest.approx(10 * 2 * 0.003)
 
 
 def test_monolithic_workers_share_a_cpu_host_instead_of_queueing() -> None:

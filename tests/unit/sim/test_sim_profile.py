@@ -104,3 +104,43 @@ def test_step_overhead_subtracts_the_servers_own_forward_time() -> None:
     timed["busy"] = {}
     over, _ = overheads_from(timed, model, 4, 20, 20)
     assert over["step"] == 0.0
+
+
+def test_controlnet_call_overhead_is_the_excess_outside_forwards_per_step() -> None:
+    from lego_backend.sim.measure_profile import controlnet_call_ms, overheads_from
+
+    # txt2img: 220 ms end to end, 200 busy -> 20 outside; ControlNet: 400 end to end, 190
+    # denoiser + 130 ControlNet busy -> 80 outside: 60 ms more over 20 steps = 3 ms per call
+    timed = {"e2e": {"txt2img@4": [60.0], "txt2img@20": [220.0],
+                     "txt2img_controlnet@20": [400.0, 399.0, 401.0]},
+             "posts": [5.0], "cpu": {},
+             "busy": {"txt2img@4": [40.0], "txt2img@20": [200.0],
+                      "txt2img_controlnet@20": [190.0]},
+             "busy_controlnet": {"txt2img@20": [0.0], "txt2img_controlnet@20": [130.0]}}
+    assert controlnet_call_ms(timed, 20) == pytest.approx(3.0)
+    model = {"rows": [{"step_ms": 10.0, "encode_ms": 1.0, "decode_ms": 9.0}]}
+    over, _ = overheads_from(timed, model, 4, 20, 20)
+    assert over["controlnet_call"] == pytest.approx(3.0)
+    # a ControlNet request that spends less outside its forwards: no negative overhead
+    timed["e2e"]["txt2img_controlnet@20"] = [330.0]
+    assert controlnet_call_ms(timed, 20) == 0.0
+    # no ControlNet busy time shown (older server): not measured, not guessed
+    del timed["busy_controlnet"]
+    assert controlnet_call_ms(timed, 20) is None
+    assert "controlnet_call" not in overheads_from(timed, model, 4, 20, 20)[0]
+
+
+def test_a_scaled_profile_multiplies_every_time() -> None:
+    from lego_backend.sim.profile import load_profile
+
+    prof = load_profile()  # the shipped GPU profile
+    slow = prof.scaled(1.25)
+    for kind, m in prof.models.items():
+        s = slow.models[kind]
+        assert s.step(1) == pytest.approx(1.25 * m.step(1))
+        assert s.step(m.max_batch) == pytest.approx(1.25 * m.step(m.max_batch))
+        assert s.decode(1) == pytest.approx(1.25 * m.decode(1))
+        assert s.load_s == pytest.approx({c: 1.25 * v for c, v in m.load_s.items()})
+        assert s.weights_bytes == m.weights_bytes  # sizes are not times
+    assert slow.overhead.request_post == pytest.approx(1.25 * prof.overhead.request_post)
+    assert slow.speedup == prof.speedup
