@@ -2,6 +2,7 @@
 simulator and reports the error per point."""
 from __future__ import annotations
 
+import pytest
 from sim_helpers import toy_doc
 
 from lego_backend.bench.mix import KINDS
@@ -82,3 +83,58 @@ def test_recorded_bench_run_is_predicted_within_a_loose_bound() -> None:
     # alone, the simulator's latency per kind is the profile's forwards plus its overheads
     for kind, row in report["standalone_ms"].items():
         assert abs(row["sim"] - row["bench_micro"]) <= 0.2 * row["bench_micro"], kind
+
+
+def test_calibration_scales_the_profile_by_the_machines_speed_around_each_point() -> None:
+    from lego_backend.sim.fidelity import machine_speed, point_speed
+
+    profile = profile_from_dict(toy_doc(), "toy")
+    bench = _bench(50.0, 60.0, slo_ms=10_000.0)
+    # the toy's lone 4-step txt2img is 50 ms; the bench's probes around the monolithic rate
+    # point took 100 ms (a machine running at half speed; one outlier), its burst point has none
+    bench["modes"]["micro"]["rate_sweep"] = [dict(bench["modes"]["micro"]["rate_sweep"][0])]
+    bench["modes"]["monolithic"]["rate_sweep"][0]["lone_probe_ms"] = [90.0, 100.0, 180.0]
+    mix = bench["config"]["mix"]
+    assert point_speed(bench["modes"]["monolithic"]["rate_sweep"][0], mix, profile) == 2.0
+    assert point_speed(bench["modes"]["monolithic"]["burst_sweep"][0], mix, profile) is None
+    # without probes: the mode's own lone runs at its start (monolithic txt2img: 50 ms = 1x)
+    assert machine_speed(bench, "monolithic", profile) == 1.0
+    assert machine_speed(bench, "micro", profile) is None
+    plain = {(r["mode"], r["sweep"]): r for r in compare(bench, profile)["points"]}
+    cal = compare(bench, profile, calibrate="point")
+    scaled = {(r["mode"], r["sweep"]): r for r in cal["points"]}
+    assert scaled["monolithic", "rate"]["machine_speed"] == 2.0
+    # a light load on a host twice as slow: every request takes twice as long (4 req/s of
+    # 100 ms requests still overlap little, so at least 1.9x)
+    assert (scaled["monolithic", "rate"]["sim_p50_ms"]
+            >= 1.9 * plain["monolithic", "rate"]["sim_p50_ms"])
+    assert scaled["monolithic", "burst"]["sim_p50_ms"] == plain["monolithic", "burst"][
+        "sim_p50_ms"]
+    assert scaled["micro", "rate"]["sim_p50_ms"] == plain["micro", "rate"]["sim_p50_ms"]
+    assert cal["summary"]["p50"]["mean"] > 0  # the simulator now over-predicts the 50 ms
+
+
+def test_averaged_runs_pool_their_probes_and_lone_latencies() -> None:
+    from lego_backend.sim.fidelity import average_runs
+
+    a, b = _bench(50.0, 60.0), _bench(70.0, 80.0)
+    a["modes"]["monolithic"]["rate_sweep"][0]["lone_probe_ms"] = [100.0]
+    b["modes"]["monolithic"]["rate_sweep"][0]["lone_probe_ms"] = [120.0, 130.0]
+    b["modes"]["monolithic"]["standalone_ms"] = {"txt2img": 70.0}
+    mean = average_runs([a, b])
+    point = mean["modes"]["monolithic"]["rate_sweep"][0]
+    assert point["p50_ms"] == 60.0 and point["p95_ms"] == 70.0
+    assert point["lone_probe_ms"] == [100.0, 120.0, 130.0]
+    assert mean["modes"]["monolithic"]["standalone_ms"] == {"txt2img": 60.0}
+
+
+def test_mode_calibration_uses_the_modes_lone_runs_for_every_point() -> None:
+    profile = profile_from_dict(toy_doc(), "toy")
+    bench = _bench(50.0, 60.0, slo_ms=10_000.0)
+    bench["modes"]["monolithic"]["standalone_ms"] = {"txt2img": 75.0}  # 1.5x the toy's 50
+    bench["modes"]["monolithic"]["rate_sweep"][0]["lone_probe_ms"] = [100.0]  # not used
+    cal = compare(bench, profile, calibrate="mode")
+    assert cal["machine_speed"] == {"monolithic": 1.5, "micro": 1.0}
+    assert [r["machine_speed"] for r in cal["points"]] == [1.5, 1.5, 1.0]
+    with pytest.raises(ValueError, match="calibrate"):
+        compare(bench, profile, calibrate="yes")
