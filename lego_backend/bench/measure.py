@@ -12,7 +12,7 @@ from typing import Any
 
 from lego_backend.bench.client import BenchClient, ClientLimits
 from lego_backend.bench.config import BenchConfig
-from lego_backend.bench.mix import KINDS, TXT2IMG, BenchRequest, RequestFactory, input_images
+from lego_backend.bench.mix import KINDS, BenchRequest, RequestFactory, input_images
 from lego_backend.bench.stats import OK, RequestResult, summarize
 from lego_backend.bench.sweep import SearchPlan, SearchResult, search_max
 from lego_backend.bench.trace import BurstSpec, bursty_arrivals, poisson_arrivals
@@ -27,9 +27,6 @@ class ModeMeasurement:
     burst_base_rate: float = 0.0
     services: dict[str, Any] = field(default_factory=dict)
     saturation: dict[str, Any] = field(default_factory=dict)  # ModeRunner.saturation
-
-
-PROBES_BEFORE = 3  # lone txt2img probes before each sweep point (one more after it)
 
 
 def log(msg: str) -> None:
@@ -100,9 +97,7 @@ class ModeRunner:
         if not arrivals:
             arrivals = [0.0]  # a point is never empty: attainment of nothing is undefined
         factory = RequestFactory(self.cfg.mix, self.prompts, self.cfg.point_seed(sweep, value))
-        probes = [self.lone_probe(f"{sweep}-before-{i}", value) for i in range(PROBES_BEFORE)]
         results, duration, drained = self.replay(arrivals, factory.draw(len(arrivals), slos))
-        probes.append(self.lone_probe(f"{sweep}-after", value))
         stats = summarize(results, duration)
         log(f"  {sweep} {value:.3f}: attainment {stats.attainment:.2f} of {stats.n} "
             f"(ok {stats.ok}, timeout {stats.timeouts}, 429 {stats.rejected}, "
@@ -110,24 +105,7 @@ class ModeRunner:
         errors = sorted({r.detail for r in results if r.detail and r.status != OK})[:3]
         return stats.attainment, {"trace": trace, **stats.as_dict(),
                                   "per_kind_attainment": per_kind_attainment(results),
-                                  "drained": drained, "sample_errors": errors,
-                                  "lone_probe_ms": [x for x in probes if x is not None]}
-
-    def lone_probe(self, tag: str, value: float) -> float | None:
-        """One txt2img of the mix alone on the idle server (a fresh prompt and seed: no cache
-        hit), ms; None if it failed. Taken before (PROBES_BEFORE times) and after every sweep
-        point, they tell how fast the machine was around that point: a shared host drifts
-        from minute to minute, and the simulator's fidelity check scales its profile by their
-        median (sim/fidelity.py). One probe alone is not enough: on this 2-core machine one
-        lone txt2img in five took 15-40% longer than the rest, back to back on an idle server."""
-        req = RequestFactory(self.cfg.mix, self.prompts,
-                             self.cfg.point_seed(f"probe-{tag}", value)).make(TXT2IMG)
-
-        async def go() -> RequestResult:
-            async with self._client() as client:
-                return await client.run_one(req)
-        res = asyncio.run(go())
-        return res.latency_ms if res.status == OK else None
+                                  "drained": drained, "sample_errors": errors}
 
     def rate_sweep(self, start: float, slos: dict[str, float]) -> SearchResult:
         cfg = self.cfg

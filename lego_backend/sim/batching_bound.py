@@ -71,7 +71,7 @@ def request_cost_s(profile: Profile, r: SimRequest, share: Share, overheads: boo
     for kind, steps in ((r.family, r.steps), *r.passes):
         m = profile.model(kind)
         per = share(m.step, m.batches) + o.step
-        per += len(r.controlnets) * share(m.controlnet_step, m.batches)
+        per += len(r.controlnets) * (share(m.controlnet_step, m.batches) + o.controlnet_call)
         if r.loras:
             per += share(lambda b, m=m: m.lora_extra(b, 0.0, b), m.batches)
         t += steps * per

@@ -106,29 +106,10 @@ def machine_speed(bench: dict[str, Any], mode: str, profile: Profile) -> float |
     return round(statistics.median(ratios), 4) if ratios else None
 
 
-def point_speed(point: dict[str, Any], mix: dict[str, Any], profile: Profile) -> float | None:
-    """The machine's speed around one sweep point: the median of the bench's lone txt2img
-    probes taken just before and after it (`lone_probe_ms`, bench/measure.py; the median
-    because one lone request in five is an outlier) over the simulator's standalone txt2img.
-    None for runs without probes (bench runs before they were recorded)."""
-    probes = [x for x in point.get("lone_probe_ms") or [] if x]
-    if not probes:
-        return None
-    alone = standalone_s(profile, bench_request(0, 0.0, bench_mix.TXT2IMG, mix, profile, None))
-    return round(statistics.median(probes) / (1000.0 * alone), 4)
-
-
-CALIBRATIONS = ("mode", "point")
-
-
-def compare(bench: dict[str, Any], profile: Profile, calibrate: str | None = None
+def compare(bench: dict[str, Any], profile: Profile, calibrate: bool = False
             ) -> dict[str, Any]:
     """`calibrate`: simulate each mode on the profile scaled to the machine's speed in that
-    mode's lone runs at its start ("mode": `machine_speed`, the median of 18 lone requests),
-    or each sweep point to the speed around it ("point": `point_speed`, the bench's two lone
-    probes next to it; the mode's where a point has none)."""
-    if calibrate not in (None, *CALIBRATIONS):
-        raise ValueError(f"calibrate must be one of {CALIBRATIONS} or None, not {calibrate!r}")
+    mode's lone runs at its start (`machine_speed`)."""
     cfg_doc = bench["config"]
     cfg = full_config(seed=cfg_doc["seed"])  # point seeds depend on the seed only
     mix = cfg_doc["mix"]
@@ -143,7 +124,7 @@ def compare(bench: dict[str, Any], profile: Profile, calibrate: str | None = Non
         arrivals = _arrivals(p["trace"])
         factory = bench_mix.RequestFactory(mix_cfg, prompts, cfg.point_seed(sweep, p["value"]))
         kinds = [r.kind for r in factory.draw(len(arrivals))]
-        speed = (point_speed(p, mix, profile) if calibrate == "point" else None) or scale[mode]
+        speed = scale[mode]
         run_profile = profile.scaled(speed) if speed != 1.0 else profile
         reqs = [bench_request(i, t, k, mix, run_profile,
                               slo_ms[k] / 1000.0 if k in slo_ms else None)
@@ -178,20 +159,10 @@ def compare(bench: dict[str, Any], profile: Profile, calibrate: str | None = Non
             "profile_measured": profile.meta.get("measured")}
 
 
-def _probe_ratio(a: dict[str, Any], b: dict[str, Any]) -> float:
-    """How much faster the machine ran around point `a` than around point `b` (their lone
-    probes); 1 when either has none."""
-    pa, pb = ([x for x in p.get("lone_probe_ms") or [] if x] for p in (a, b))
-    return statistics.median(pa) / statistics.median(pb) if pa and pb else 1.0
-
-
-def compare_runs(first: dict[str, Any], second: dict[str, Any], normalize: bool = False
-                 ) -> dict[str, Any]:
+def compare_runs(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """Two measurements of the same sweep points (a bench run and its replay,
     bench/replay.py): the relative error of `second`'s figures to `first`'s, point by point,
-    as the simulator is scored against the bench. `normalize`: `second`'s latencies first
-    scaled to the machine speed of `first` at that point (their lone probes), which leaves
-    what the machine's drift does not explain."""
+    as the simulator is scored against the bench."""
     points = []
     for mode, entry in second["modes"].items():
         orig = first["modes"][mode]
@@ -203,11 +174,8 @@ def compare_runs(first: dict[str, Any], second: dict[str, Any], normalize: bool 
                 row = {"mode": mode, "sweep": sweep, "value": a["value"], "n": a.get("n")}
                 for m in ("p50_ms", "p95_ms", "attainment"):
                     row[f"bench_{m}"], row[f"replay_{m}"] = a.get(m), b.get(m)
-                k = _probe_ratio(a, b) if normalize else 1.0
                 for m in ("p50", "p95"):
-                    ms = b.get(f"{m}_ms")
-                    row[f"{m}_rel_error"] = _rel(None if ms is None else k * ms,
-                                                 a.get(f"{m}_ms"))
+                    row[f"{m}_rel_error"] = _rel(b.get(f"{m}_ms"), a.get(f"{m}_ms"))
                 row["attainment_rel_error"] = _rel(b.get("attainment"), a.get("attainment"))
                 points.append(row)
     return {"points": points, "summary": summarize_errors(points)}
@@ -224,7 +192,6 @@ def average_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 for m in ("p50_ms", "p95_ms", "attainment"):
                     vals = [x[m] for x in same if x.get(m) is not None]
                     p[m] = round(sum(vals) / len(vals), 4) if vals else None
-                p["lone_probe_ms"] = [ms for x in same for ms in x.get("lone_probe_ms") or []]
         lone = [r["modes"][mode].get("standalone_ms") or {} for r in runs]
         kinds = set.intersection(*(set(x) for x in lone))
         entry["standalone_ms"] = {k: round(statistics.fmean(x[k] for x in lone), 3)
@@ -275,10 +242,9 @@ def main(argv: list[str]) -> int:
                    help="a replay of the bench run (python -m lego_backend.bench.replay): "
                         "also score the simulator against the runs' mean, and the runs "
                         "against each other (the bench's own repeatability)")
-    p.add_argument("--calibrate", nargs="?", const="mode", choices=CALIBRATIONS,
-                   help="scale the profile to the machine's speed in the bench's own lone "
-                        "runs: per mode (default; machine_speed) or per point (its two lone "
-                        "probes; point_speed), and report the uncalibrated errors too")
+    p.add_argument("--calibrate", action="store_true",
+                   help="scale the profile per mode to the machine's speed in the bench's own "
+                        "lone runs (machine_speed), and report the uncalibrated errors too")
     args = p.parse_args(argv)
     bench = json.loads(args.bench_results.read_text("utf-8"))
     profile = load_profile(args.profile)
@@ -288,8 +254,6 @@ def main(argv: list[str]) -> int:
     if args.replay:
         replays = [json.loads(r.read_text("utf-8")) for r in args.replay]
         report["bench_vs_replay"] = [compare_runs(bench, r)["summary"] for r in replays]
-        report["bench_vs_replay_speed_normalized"] = [
-            compare_runs(bench, r, normalize=True)["summary"] for r in replays]
         report["vs_mean_of_runs"] = compare(average_runs([bench, *replays]), profile,
                                             args.calibrate)["summary"]
 
@@ -310,8 +274,6 @@ def main(argv: list[str]) -> int:
     print(json.dumps(report["summary"]))
     for i, summary in enumerate(report.get("bench_vs_replay", [])):
         print(f"bench vs replay {i + 1} (the bench's own repeatability): {json.dumps(summary)}")
-        print(f"  the same, latencies scaled to the machine's speed at each point (lone "
-              f"probes): {json.dumps(report['bench_vs_replay_speed_normalized'][i])}")
     if "vs_mean_of_runs" in report:
         print(f"simulator vs the mean of the runs: {json.dumps(report['vs_mean_of_runs'])}")
     if args.out:

@@ -10,7 +10,7 @@ import pytest
 
 from lego_backend.bench.client import BenchClient, ClientLimits, check_loopback, prompt_body
 from lego_backend.bench.config import quick_config
-from lego_backend.bench.measure import PROBES_BEFORE, ModeRunner
+from lego_backend.bench.measure import ModeRunner
 from lego_backend.bench.mix import (
     CONTROLNET,
     HIRES,
@@ -153,19 +153,3 @@ def test_saturation_sends_n_at_once_without_slos_and_reports_completions_per_sec
     # the fake runs every prompt at once: the makespan is about one delay, not twelve
     assert 0.2 <= sat["makespan_s"] < 1.5
     assert sat["requests_per_s"] == pytest.approx(sat["ok"] / sat["makespan_s"], rel=1e-2)
-
-
-def test_every_sweep_point_is_flanked_by_lone_txt2img_probes():
-    """The fidelity check scales its profile by how fast the machine ran around each point."""
-    fake = FakeComfy(Script(delay_s=0.05))
-    with Running(fake) as url:
-        runner = ModeRunner(url, quick_config(), PROMPTS)
-        _, detail = runner._point("rate", 2.0, [0.0, 0.1, 0.2], {k: 5000.0 for k in KINDS},
-                                  {"kind": "poisson"})
-    probes = detail["lone_probe_ms"]
-    assert len(probes) == PROBES_BEFORE + 1 and all(ms >= 50.0 for ms in probes)
-    assert len(fake.prompts) == PROBES_BEFORE + 3 + 1
-    flank = [*fake.prompts[:PROBES_BEFORE], fake.prompts[-1]]
-    for body in flank:  # a plain txt2img, with its own prompt and seed each
-        assert body["prompt"]["save"]["inputs"]["filename_prefix"].endswith(TXT2IMG)
-    assert len({str(b["prompt"]) for b in flank}) == len(flank)
