@@ -144,3 +144,22 @@ def test_a_scaled_profile_multiplies_every_time() -> None:
         assert s.weights_bytes == m.weights_bytes  # sizes are not times
     assert slow.overhead.request_post == pytest.approx(1.25 * prof.overhead.request_post)
     assert slow.speedup == prof.speedup
+
+
+def test_host_sharing_counts_what_k_threads_get_done_together() -> None:
+    import time
+
+    from lego_backend.sim.measure_profile import measure_speedup
+
+    # work that waits without the cores (as a forward whose cores are elsewhere): k threads
+    # get k times as much done; work that holds the interpreter lock: no more than one
+    waiting = measure_speedup(lambda: time.sleep(0.002), [1, 2, 4], 0.15, rounds=2)
+    assert waiting["1"] == 1.0
+    assert waiting["2"] > 1.5 and waiting["4"] > 2.5
+
+    def spin() -> None:  # a fixed amount of pure-Python work
+        n = 0
+        for i in range(20_000):
+            n += i
+    holding = measure_speedup(spin, [1, 2], 0.15, rounds=2)
+    assert holding["2"] < 1.3
