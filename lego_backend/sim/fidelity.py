@@ -120,12 +120,12 @@ def compare(bench: dict[str, Any], profile: Profile, calibrate: bool = False
     points = []
     scale = {mode: (machine_speed(bench, mode, profile) if calibrate else None) or 1.0
              for mode in bench["modes"]}
+    scaled = {mode: profile.scaled(f) if f != 1.0 else profile for mode, f in scale.items()}
     for mode, sweep, p in _points(bench):
         arrivals = _arrivals(p["trace"])
         factory = bench_mix.RequestFactory(mix_cfg, prompts, cfg.point_seed(sweep, p["value"]))
         kinds = [r.kind for r in factory.draw(len(arrivals))]
-        speed = scale[mode]
-        run_profile = profile.scaled(speed) if speed != 1.0 else profile
+        run_profile = scaled[mode]
         reqs = [bench_request(i, t, k, mix, run_profile,
                               slo_ms[k] / 1000.0 if k in slo_ms else None)
                 for i, (t, k) in enumerate(zip(arrivals, kinds))]
@@ -147,7 +147,7 @@ def compare(bench: dict[str, Any], profile: Profile, calibrate: bool = False
                "bench_p95_ms": p["p95_ms"], "sim_p95_ms": stats.p95_ms,
                "bench_attainment": p["attainment"], "sim_attainment": stats.attainment,
                "bench_timeouts": p.get("timeouts"), "sim_timeouts": stats.timeouts,
-               "machine_speed": speed}
+               "machine_speed": scale[mode]}
         row["p50_rel_error"] = _rel(stats.p50_ms, p["p50_ms"])
         row["p95_rel_error"] = _rel(stats.p95_ms, p["p95_ms"])
         row["attainment_rel_error"] = _rel(stats.attainment, p["attainment"])

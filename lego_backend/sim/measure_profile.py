@@ -350,6 +350,22 @@ def _busy_s(services: dict[str, Any], kind: str) -> float | None:
     return sum(float(s["busy_s"]) for s in rows)
 
 
+def controlnet_call_ms(timed: dict[str, Any], steps: int) -> float | None:
+    """Per ControlNet call, the time a lone ControlNet request spends outside the forwards
+    beyond what a plain txt2img spends: the hand-off to the ControlNet service and back,
+    once per step. None when the runs lack the ControlNet kind or busy times."""
+    from lego_backend.bench.mix import CONTROLNET, TXT2IMG
+
+    txt, cn = f"{TXT2IMG}@{steps}", f"{CONTROLNET}@{steps}"
+    e2e, busy, busy_cn = timed["e2e"], timed["busy"], timed.get("busy_controlnet") or {}
+    if not all(k in d for k in (txt, cn) for d in (e2e, busy)) or cn not in busy_cn:
+        return None
+    med = statistics.median
+    outside_txt = med(e2e[txt]) - med(busy[txt])
+    outside_cn = med(e2e[cn]) - med(busy[cn]) - med(busy_cn[cn])
+    return max(0.0, (outside_cn - outside_txt) / steps)
+
+
 def measure_overheads(models: Path, model: dict[str, Any], s1: int, s2: int, reps: int,
                       workdir: Path) -> tuple[dict[str, float], dict[str, Any]]:
     from lego_backend.bench.mix import KINDS, MixConfig
@@ -494,18 +510,3 @@ def _loadavg() -> float | None:
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
-
-def controlnet_call_ms(timed: dict[str, Any], steps: int) -> float | None:
-    """Per ControlNet call, the time a lone ControlNet request spends outside the forwards
-    beyond what a plain txt2img spends: the hand-off to the ControlNet service and back,
-    once per step. None when the runs lack the ControlNet kind or busy times."""
-    from lego_backend.bench.mix import CONTROLNET, TXT2IMG
-
-    txt, cn = f"{TXT2IMG}@{steps}", f"{CONTROLNET}@{steps}"
-    e2e, busy, busy_cn = timed["e2e"], timed["busy"], timed.get("busy_controlnet") or {}
-    if not all(k in d for k in (txt, cn) for d in (e2e, busy)) or cn not in busy_cn:
-        return None
-    med = statistics.median
-    outside_txt = med(e2e[txt]) - med(busy[txt])
-    outside_cn = med(e2e[cn]) - med(busy[cn]) - med(busy_cn[cn])
-    return max(0.0, (outside_cn - outside_txt) / steps)

@@ -153,7 +153,7 @@ def test_host_sharing_counts_what_k_threads_get_done_together() -> None:
 
     # work that waits without the cores (as a forward whose cores are elsewhere): k threads
     # get k times as much done; work that holds the interpreter lock: no more than one
-    waiting = measure_speedup(lambda: time.sleep(0.002), [1, 2, 4], 0.15, rounds=2)
+    waiting = measure_speedup(lambda: time.sleep(0.002), [1, 2, 4], 0.15, rounds=3)
     assert waiting["1"] == 1.0
     assert waiting["2"] > 1.5 and waiting["4"] > 2.5
 
@@ -161,5 +161,5 @@ def test_host_sharing_counts_what_k_threads_get_done_together() -> None:
         n = 0
         for i in range(20_000):
             n += i
-    holding = measure_speedup(spin, [1, 2], 0.15, rounds=2)
-    assert holding["2"] < 1.3
+    holding = measure_speedup(spin, [1, 2], 0.15, rounds=3)
+    assert holding["2"] < 1.4
