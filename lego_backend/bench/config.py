@@ -27,6 +27,9 @@ class BenchConfig:
     rate_growth: float = 1.5
     rate_bisect_steps: int = 3
     rate_max_points: int = 9
+    # fixed load points instead of the searches (`--rates`, `--bursts`): empty = search
+    rate_points: tuple[float, ...] = ()
+    burst_points: tuple[float, ...] = ()
     # burst sweep: base rate = burst_base_fraction x monolithic's rate_at_slo90
     burst_base_fraction: float = 0.5
     burst_duration_s: float = 30.0

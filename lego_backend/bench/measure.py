@@ -14,7 +14,7 @@ from lego_backend.bench.client import BenchClient, ClientLimits
 from lego_backend.bench.config import BenchConfig
 from lego_backend.bench.mix import KINDS, BenchRequest, RequestFactory, input_images
 from lego_backend.bench.stats import OK, RequestResult, summarize
-from lego_backend.bench.sweep import SearchPlan, SearchResult, search_max
+from lego_backend.bench.sweep import SearchPlan, SearchResult, measure_values, search_max
 from lego_backend.bench.trace import BurstSpec, bursty_arrivals, poisson_arrivals
 
 
@@ -118,6 +118,8 @@ class ModeRunner:
                      "seed": seed}
             return self._point("rate", rate, poisson_arrivals(rate, duration, seed), slos, trace)
 
+        if cfg.rate_points:
+            return measure_values(measure, cfg.rate_points, cfg.target)
         plan = SearchPlan(start=start, growth=cfg.rate_growth, bisect_steps=cfg.rate_bisect_steps,
                           max_points=cfg.rate_max_points, target=cfg.target)
         return search_max(measure, plan)
@@ -132,6 +134,8 @@ class ModeRunner:
             trace = {"kind": "bursty", **spec.as_dict(), "seed": seed}
             return self._point("burst", mult, bursty_arrivals(spec, seed), slos, trace)
 
+        if cfg.burst_points:
+            return measure_values(measure, cfg.burst_points, cfg.target)
         plan = SearchPlan(start=cfg.burst_start, growth=cfg.burst_growth,
                           bisect_steps=cfg.burst_bisect_steps, max_points=cfg.burst_max_points,
                           floor=1.0, target=cfg.target)

@@ -6,15 +6,21 @@ slo_scale) and are the same for every mode. Writes OUT/results.json and OUT/slo_
 and prints micro/monolithic ratios.
 
     lego bench --out DIR [--quick] [--models DIR] [--modes monolithic,micro]
+               [--rates 1,2,3 --bursts 2,3 --requests-per-point 120 --max-duration 120]
+
+With --rates/--bursts the searches give way to exactly those load points (the same in every
+mode and every run), e.g. long steady points for the simulator's fidelity check.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,14 +50,64 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admission", choices=["besteffort", "strict"],
                    help="passed to `lego serve --admission`")
     p.add_argument("--threads", type=int, help="passed to `lego serve --threads`")
+    p.add_argument("--rates", type=_loads(0.0),
+                   help="measure exactly these request rates (req/s, comma-separated) instead "
+                        "of searching for the highest one at the target attainment")
+    p.add_argument("--bursts", type=_loads(1.0),
+                   help="measure exactly these burst multipliers (comma-separated, >= 1) "
+                        "instead of searching")
+    p.add_argument("--requests-per-point", type=_positive_int,
+                   help="requests of a rate point (trace length = this / rate; default 48, "
+                        "16 with --quick); longer points measure steadier percentiles")
+    p.add_argument("--max-duration", type=_positive_float,
+                   help="longest rate point in seconds (default 45, 10 with --quick)")
     return p
+
+
+def _loads(floor: float) -> Callable[[str], tuple[float, ...]]:
+    """argparse type: a comma-separated list of finite numbers above `floor` (>= 1 for
+    bursts, where 1 means no burst)."""
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+        if not values or any(not math.isfinite(v) or v < floor or v == 0 for v in values):
+            raise argparse.ArgumentTypeError(
+                f"need finite numbers {'>= 1' if floor else '> 0'}, got {text!r}")
+        return values
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(x) or x <= 0:
+        raise argparse.ArgumentTypeError(f"need a number > 0, got {text!r}")
+    return x
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"need >= 1, got {n}")
+    return n
 
 
 def _config(args: argparse.Namespace) -> BenchConfig:
     overrides: dict[str, Any] = {}
-    for name in ("slo_scale", "seed", "admission", "threads"):
+    for name, field_name in (("slo_scale", "slo_scale"), ("seed", "seed"),
+                             ("admission", "admission"), ("threads", "threads"),
+                             ("rates", "rate_points"), ("bursts", "burst_points"),
+                             ("requests_per_point", "requests_per_point"),
+                             ("max_duration", "max_duration_s")):
         if getattr(args, name) is not None:
-            overrides[name] = getattr(args, name)
+            overrides[field_name] = getattr(args, name)
     return quick_config(**overrides) if args.quick else full_config(**overrides)
 
 

@@ -7,7 +7,7 @@ highest passing value BELOW every failing one it saw, never a lucky pass above a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -107,3 +107,21 @@ def search_max(measure: Callable[[float], tuple[float, dict[str, Any]]],
     best = round(lo, 6) if lo is not None else 0.0
     best_point = next((p for p in reversed(points) if p.passed and p.value == best), None)
     return SearchResult(best, best_point, points)
+
+
+def measure_values(measure: Callable[[float], tuple[float, dict[str, Any]]],
+                   values: Sequence[float], target: float = 0.9) -> SearchResult:
+    """Probe exactly `values`, in ascending order, instead of searching: fixed load points
+    (`lego bench --rates/--bursts`) that stay the same from run to run, so runs, replays and
+    the simulator compare point for point. `best` follows the search's rule: the highest
+    passing value below every failing one."""
+    if not values:
+        raise ValueError("no values to measure")
+    points = []
+    for x in sorted({round(v, 6) for v in values}):
+        att, detail = measure(x)
+        points.append(SweepPoint(x, att, att >= target, detail))
+    first_fail = min((p.value for p in points if not p.passed), default=math.inf)
+    passing = [p for p in points if p.passed and p.value < first_fail]
+    best_point = passing[-1] if passing else None
+    return SearchResult(best_point.value if best_point else 0.0, best_point, points)

@@ -153,3 +153,34 @@ def test_saturation_sends_n_at_once_without_slos_and_reports_completions_per_sec
     # the fake runs every prompt at once: the makespan is about one delay, not twelve
     assert 0.2 <= sat["makespan_s"] < 1.5
     assert sat["requests_per_s"] == pytest.approx(sat["ok"] / sat["makespan_s"], rel=1e-2)
+
+
+def test_fixed_rates_replace_the_search_with_long_points():
+    """`lego bench --rates 2,4 --requests-per-point 6`: exactly those rates, ~6 requests each
+    (duration = requests / rate, not clamped up to the preset's minimum duration)."""
+    fake = FakeComfy(Script(delay_s=0.01))
+    cfg = quick_config(rate_points=(4.0, 2.0), requests_per_point=6, min_duration_s=0.5,
+                       max_duration_s=60.0)
+    with Running(fake) as url:
+        runner = ModeRunner(url, cfg, PROMPTS)
+        result = runner.rate_sweep(start=99.0, slos={k: 5000.0 for k in KINDS})
+    assert [p.value for p in result.points] == [2.0, 4.0]  # the start of a search is ignored
+    assert [p.detail["trace"]["duration_s"] for p in result.points] == [3.0, 1.5]
+    assert result.best == 4.0
+    assert len(fake.prompts) == sum(p.detail["n"] for p in result.points)
+
+
+def test_bench_cli_reads_fixed_points_and_refuses_bad_ones(capsys):
+    from lego_backend.bench.run import _config, build_parser
+
+    args = build_parser().parse_args(["--out", "x", "--rates", "1,1.5", "--bursts", "2,3",
+                                      "--requests-per-point", "120", "--max-duration", "90"])
+    cfg = _config(args)
+    assert cfg.rate_points == (1.0, 1.5) and cfg.burst_points == (2.0, 3.0)
+    assert cfg.requests_per_point == 120 and cfg.max_duration_s == 90.0
+    assert cfg.as_dict()["rate_points"] == (1.0, 1.5)
+    for bad in (["--rates", "0,1"], ["--rates", "a"], ["--bursts", "0.5"],
+                ["--requests-per-point", "0"], ["--max-duration", "inf"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["--out", "x", *bad])
+        assert "lego bench: error" in capsys.readouterr().err

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lego_backend.bench.sweep import SearchPlan, search_max
+from lego_backend.bench.sweep import SearchPlan, measure_values, search_max
 
 
 def step_at(threshold, calls=None):
@@ -93,3 +93,21 @@ def test_plan_validation():
     with pytest.raises(ValueError):
         SearchPlan(start=0.5, floor=1.0)
     assert SearchPlan(start=1.0).as_dict()["ceiling"] is None
+
+
+def test_fixed_values_are_measured_exactly_in_ascending_order():
+    calls = []
+    r = measure_values(step_at(2.0, calls), [3.0, 1.0, 2.0, 1.0], target=0.9)
+    assert calls == [1.0, 2.0, 3.0]  # sorted, each once
+    assert r.best == 2.0 and r.best_point is not None and r.best_point.detail == {"probe": 2.0}
+    assert [p.passed for p in r.points] == [True, True, False]
+
+
+def test_fixed_values_never_report_a_lucky_pass_above_a_failure():
+    att = {1.0: 1.0, 2.0: 0.5, 3.0: 0.95}
+    r = measure_values(lambda x: (att[x], {}), [1.0, 2.0, 3.0], target=0.9)
+    assert r.best == 1.0
+    r = measure_values(lambda x: (0.2, {}), [1.0, 2.0], target=0.9)
+    assert r.best == 0.0 and r.best_point is None and len(r.points) == 2
+    with pytest.raises(ValueError):
+        measure_values(lambda x: (1.0, {}), [], target=0.9)
