@@ -19,6 +19,9 @@ class BenchConfig:
     admission: str | None = None  # passed to `lego serve --admission` when set
     threads: int | None = None  # passed to `lego serve --threads` when set
     standalone_reps: int = 3  # standalone latency of a kind = median of this many lone runs
+    # lone runs of every kind right before each load point (`lone_ms` of the point; 0 = none):
+    # the machine's speed of that minute, for the simulator's per-point calibration
+    point_lone_reps: int = 0
     # rate sweep: Poisson traces of ~requests_per_point requests, duration clamped
     requests_per_point: int = 48
     min_duration_s: float = 8.0

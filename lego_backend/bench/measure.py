@@ -68,19 +68,34 @@ class ModeRunner:
 
     async def _prepare(self) -> dict[str, float]:
         factory = RequestFactory(self.cfg.mix, self.prompts, self.cfg.point_seed("warmup", 0))
-        samples: dict[str, list[float]] = {k: [] for k in KINDS}
         async with self._client() as client:
             for name, data in input_images(self.cfg.mix).items():
                 await client.upload_image(name, data)
-            for rep in range(self.cfg.standalone_reps + 1):  # rep 0 is the warm-up
-                for kind in KINDS:
-                    res = await client.run_one(factory.make(kind))
-                    if res.status != OK or res.latency_ms is None:
-                        raise RuntimeError(f"{kind} failed when run alone: {res.status} "
-                                           f"{res.detail}")
-                    if rep:
-                        samples[kind].append(res.latency_ms)
+            await self._time_alone(client, factory, 1)  # the warm-up: loads, caches
+            return await self._time_alone(client, factory, self.cfg.standalone_reps)
+
+    async def _time_alone(self, client: BenchClient, factory: RequestFactory, reps: int
+                          ) -> dict[str, float]:
+        """Each kind run alone `reps` times (kinds interleaved); median ms per kind."""
+        samples: dict[str, list[float]] = {k: [] for k in KINDS}
+        for _ in range(reps):
+            for kind in KINDS:
+                res = await client.run_one(factory.make(kind))
+                if res.status != OK or res.latency_ms is None:
+                    raise RuntimeError(f"{kind} failed when run alone: {res.status} "
+                                       f"{res.detail}")
+                samples[kind].append(res.latency_ms)
         return {k: round(statistics.median(v), 3) for k, v in samples.items()}
+
+    def lone_latencies(self, reps: int, tag: str) -> dict[str, float]:
+        """Every kind alone again, on the warm server (median ms per kind): the machine's speed
+        right before a load point, for the simulator's per-point calibration. `tag` seeds the
+        prompts, so none is answered from the output cache of an earlier run."""
+        async def go() -> dict[str, float]:
+            factory = RequestFactory(self.cfg.mix, self.prompts, self.cfg.point_seed(tag, 0))
+            async with self._client() as client:
+                return await self._time_alone(client, factory, reps)
+        return asyncio.run(go())
 
     def replay(self, arrivals: Sequence[float], requests: Sequence[BenchRequest]
                ) -> tuple[list[RequestResult], float, bool]:
@@ -96,6 +111,8 @@ class ModeRunner:
                trace: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         if not arrivals:
             arrivals = [0.0]  # a point is never empty: attainment of nothing is undefined
+        lone = (self.lone_latencies(self.cfg.point_lone_reps, f"lone:{sweep}:{value:.6f}")
+                if self.cfg.point_lone_reps else None)
         factory = RequestFactory(self.cfg.mix, self.prompts, self.cfg.point_seed(sweep, value))
         results, duration, drained = self.replay(arrivals, factory.draw(len(arrivals), slos))
         stats = summarize(results, duration)
@@ -105,7 +122,8 @@ class ModeRunner:
         errors = sorted({r.detail for r in results if r.detail and r.status != OK})[:3]
         return stats.attainment, {"trace": trace, **stats.as_dict(),
                                   "per_kind_attainment": per_kind_attainment(results),
-                                  "drained": drained, "sample_errors": errors}
+                                  "drained": drained, "sample_errors": errors,
+                                  **({"lone_ms": lone} if lone else {})}
 
     def rate_sweep(self, start: float, slos: dict[str, float]) -> SearchResult:
         cfg = self.cfg

@@ -38,7 +38,8 @@ def _config(bench: dict[str, Any]) -> BenchConfig:
     mix["loras"] = tuple(mix["loras"])
     mix["weights"] = tuple((k, float(w)) for k, w in mix["weights"].items())
     return preset(seed=doc["seed"], admission=doc.get("admission"), threads=doc.get("threads"),
-                  timeout_slo_factor=doc.get("timeout_slo_factor", 3.0), mix=MixConfig(**mix))
+                  timeout_slo_factor=doc.get("timeout_slo_factor", 3.0), mix=MixConfig(**mix),
+                  point_lone_reps=doc.get("point_lone_reps", 0))
 
 
 def replay_mode(bench: dict[str, Any], mode: str, models: Path, work: Path) -> dict[str, Any]:

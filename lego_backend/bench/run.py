@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests-per-point", type=_positive_int,
                    help="requests of a rate point (trace length = this / rate; default 48, "
                         "16 with --quick); longer points measure steadier percentiles")
+    p.add_argument("--point-lone-reps", type=_positive_int,
+                   help="before every load point, run each workflow kind alone this many "
+                        "times and record the medians (lone_ms): the machine's speed of that "
+                        "minute, which sim.fidelity --calibrate scales each point by")
     p.add_argument("--max-duration", type=_positive_float,
                    help="longest rate point in seconds (default 45, 10 with --quick)")
     return p
@@ -105,6 +109,7 @@ def _config(args: argparse.Namespace) -> BenchConfig:
                              ("admission", "admission"), ("threads", "threads"),
                              ("rates", "rate_points"), ("bursts", "burst_points"),
                              ("requests_per_point", "requests_per_point"),
+                             ("point_lone_reps", "point_lone_reps"),
                              ("max_duration", "max_duration_s")):
         if getattr(args, name) is not None:
             overrides[field_name] = getattr(args, name)

@@ -88,17 +88,20 @@ def _rel(sim: float | None, bench: float | None) -> float | None:
     return round((sim - bench) / bench, 4)
 
 
-def machine_speed(bench: dict[str, Any], mode: str, profile: Profile) -> float | None:
+def machine_speed(bench: dict[str, Any], mode: str, profile: Profile,
+                  lone: dict[str, float] | None = None) -> float | None:
     """How much slower (> 1) or faster this machine ran `mode`'s lone requests in the bench
     run than the profile predicts: the median over bench kinds of the bench's standalone
-    latency over the simulator's. None when the run has no standalone latencies.
+    latency (or of `lone`, a point's own lone runs) over the simulator's. None when there are
+    no lone latencies.
 
     Why: on a shared host the same lone request varies by 10-30% from one run to the next
     (other tenants' load, cache and memory bandwidth), more than the 15% the simulator is
     held to, so a profile measured minutes apart is off by that much before any queueing.
     Scaling the profile by this factor takes only lone requests from the bench run; what the
     simulator is then scored on, latency under load, is still its own prediction."""
-    lone = (bench["modes"].get(mode) or {}).get("standalone_ms") or {}
+    if lone is None:
+        lone = (bench["modes"].get(mode) or {}).get("standalone_ms") or {}
     mix = bench["config"]["mix"]
     ratios = [ms / (1000.0 * standalone_s(profile, bench_request(0, 0.0, kind, mix, profile,
                                                                  None)))
@@ -108,8 +111,9 @@ def machine_speed(bench: dict[str, Any], mode: str, profile: Profile) -> float |
 
 def compare(bench: dict[str, Any], profile: Profile, calibrate: bool = False
             ) -> dict[str, Any]:
-    """`calibrate`: simulate each mode on the profile scaled to the machine's speed in that
-    mode's lone runs at its start (`machine_speed`)."""
+    """`calibrate`: simulate each point on the profile scaled to the machine's speed in the
+    lone runs right before it (`lone_ms`, `lego bench --point-lone-reps`), or where the run
+    has none, in its mode's lone runs at the mode's start (`machine_speed`)."""
     cfg_doc = bench["config"]
     cfg = full_config(seed=cfg_doc["seed"])  # point seeds depend on the seed only
     mix = cfg_doc["mix"]
@@ -120,12 +124,14 @@ def compare(bench: dict[str, Any], profile: Profile, calibrate: bool = False
     points = []
     scale = {mode: (machine_speed(bench, mode, profile) if calibrate else None) or 1.0
              for mode in bench["modes"]}
-    scaled = {mode: profile.scaled(f) if f != 1.0 else profile for mode, f in scale.items()}
     for mode, sweep, p in _points(bench):
+        speed = scale[mode]
+        if calibrate and p.get("lone_ms"):
+            speed = machine_speed(bench, mode, profile, p["lone_ms"]) or speed
         arrivals = _arrivals(p["trace"])
         factory = bench_mix.RequestFactory(mix_cfg, prompts, cfg.point_seed(sweep, p["value"]))
         kinds = [r.kind for r in factory.draw(len(arrivals))]
-        run_profile = scaled[mode]
+        run_profile = profile.scaled(speed) if speed != 1.0 else profile
         reqs = [bench_request(i, t, k, mix, run_profile,
                               slo_ms[k] / 1000.0 if k in slo_ms else None)
                 for i, (t, k) in enumerate(zip(arrivals, kinds))]
@@ -147,7 +153,7 @@ def compare(bench: dict[str, Any], profile: Profile, calibrate: bool = False
                "bench_p95_ms": p["p95_ms"], "sim_p95_ms": stats.p95_ms,
                "bench_attainment": p["attainment"], "sim_attainment": stats.attainment,
                "bench_timeouts": p.get("timeouts"), "sim_timeouts": stats.timeouts,
-               "machine_speed": scale[mode]}
+               "machine_speed": speed}
         row["p50_rel_error"] = _rel(stats.p50_ms, p["p50_ms"])
         row["p95_rel_error"] = _rel(stats.p95_ms, p["p95_ms"])
         row["attainment_rel_error"] = _rel(stats.attainment, p["attainment"])
@@ -192,11 +198,16 @@ def average_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
                 for m in ("p50_ms", "p95_ms", "attainment"):
                     vals = [x[m] for x in same if x.get(m) is not None]
                     p[m] = round(sum(vals) / len(vals), 4) if vals else None
-        lone = [r["modes"][mode].get("standalone_ms") or {} for r in runs]
-        kinds = set.intersection(*(set(x) for x in lone))
-        entry["standalone_ms"] = {k: round(statistics.fmean(x[k] for x in lone), 3)
-                                  for k in sorted(kinds)}
+                if all(x.get("lone_ms") for x in same):
+                    p["lone_ms"] = _mean_by_kind([x["lone_ms"] for x in same])
+        entry["standalone_ms"] = _mean_by_kind([r["modes"][mode].get("standalone_ms") or {}
+                                                for r in runs])
     return out
+
+
+def _mean_by_kind(lone: list[dict[str, float]]) -> dict[str, float]:
+    kinds = set.intersection(*(set(x) for x in lone))
+    return {k: round(statistics.fmean(x[k] for x in lone), 3) for k in sorted(kinds)}
 
 
 def summarize_errors(points: list[dict[str, Any]]) -> dict[str, Any]:

@@ -184,3 +184,25 @@ def test_bench_cli_reads_fixed_points_and_refuses_bad_ones(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--out", "x", *bad])
         assert "lego bench: error" in capsys.readouterr().err
+
+
+def test_points_record_every_kinds_lone_latency_right_before_them():
+    """`--point-lone-reps 2`: before the point's trace, each kind alone twice, medians kept
+    as the point's `lone_ms`; those prompts are not the trace's and come first."""
+    fake = FakeComfy(Script(delay_s=0.02))
+    cfg = quick_config(rate_points=(3.0,), requests_per_point=6, min_duration_s=0.5,
+                       point_lone_reps=2)
+    with Running(fake) as url:
+        runner = ModeRunner(url, cfg, PROMPTS)
+        result = runner.rate_sweep(start=1.0, slos={k: 5000.0 for k in KINDS})
+    point = result.points[0]
+    assert set(point.detail["lone_ms"]) == set(KINDS)
+    assert all(20.0 <= ms < 1000.0 for ms in point.detail["lone_ms"].values())
+    lone = fake.prompts[:2 * len(KINDS)]
+    assert all("extra_data" not in body for body in lone)  # alone: no SLO to abandon them by
+    assert len(fake.prompts) == 2 * len(KINDS) + point.detail["n"]
+    assert all("extra_data" in body for body in fake.prompts[2 * len(KINDS):])
+    plain = quick_config(rate_points=(3.0,), requests_per_point=6, min_duration_s=0.5)
+    with Running(FakeComfy(Script(delay_s=0.0))) as url:
+        assert "lone_ms" not in ModeRunner(url, plain, PROMPTS).rate_sweep(
+            1.0, {k: 5000.0 for k in KINDS}).points[0].detail

@@ -2,6 +2,8 @@
 simulator and reports the error per point."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 from sim_helpers import toy_doc
 
@@ -144,3 +146,27 @@ def test_calibration_scales_the_profile_by_the_machines_speed_in_the_modes_lone_
                 >= 1.5 * plain["monolithic", sweep]["sim_p50_ms"] - 1e-6)
     assert scaled["micro", "rate"]["sim_p50_ms"] == plain["micro", "rate"]["sim_p50_ms"]
     assert cal["summary"]["p50"]["mean"] > compare(bench, profile)["summary"]["p50"]["mean"]
+
+
+def test_a_points_own_lone_runs_calibrate_that_point() -> None:
+    """`lego bench --point-lone-reps`: a point that carries `lone_ms` is simulated at the
+    machine's speed of that minute; the points without fall back to their mode's."""
+    from lego_backend.sim.fidelity import average_runs
+
+    profile = profile_from_dict(toy_doc(), "toy")
+    bench = _bench(50.0, 60.0, slo_ms=10_000.0)
+    bench["modes"]["monolithic"]["standalone_ms"] = {"txt2img": 75.0}  # 1.5x at the start
+    burst = dict(bench["modes"]["monolithic"]["burst_sweep"][0], lone_ms={"txt2img": 100.0})
+    bench["modes"]["monolithic"]["burst_sweep"] = [burst]  # 2x right before the burst
+    cal = compare(bench, profile, calibrate=True)
+    assert [r["machine_speed"] for r in cal["points"]] == [1.5, 2.0, 1.0]
+    without = copy.deepcopy(bench)
+    del without["modes"]["monolithic"]["burst_sweep"][0]["lone_ms"]
+    by_mode = compare(without, profile, calibrate=True)
+    assert [r["machine_speed"] for r in by_mode["points"]] == [1.5, 1.5, 1.0]
+    assert cal["points"][1]["sim_p50_ms"] >= 2.0 / 1.5 * by_mode["points"][1]["sim_p50_ms"] - 1e-6
+    assert cal["points"][0]["sim_p50_ms"] == by_mode["points"][0]["sim_p50_ms"]
+    other = copy.deepcopy(bench)
+    other["modes"]["monolithic"]["burst_sweep"][0]["lone_ms"] = {"txt2img": 60.0}
+    mean = average_runs([bench, other])["modes"]["monolithic"]["burst_sweep"][0]
+    assert mean["lone_ms"] == {"txt2img": 80.0}
