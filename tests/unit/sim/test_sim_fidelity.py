@@ -3,6 +3,7 @@ simulator and reports the error per point."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 from sim_helpers import toy_doc
@@ -170,3 +171,55 @@ def test_a_points_own_lone_runs_calibrate_that_point() -> None:
     other["modes"]["monolithic"]["burst_sweep"][0]["lone_ms"] = {"txt2img": 60.0}
     mean = average_runs([bench, other])["modes"]["monolithic"]["burst_sweep"][0]
     assert mean["lone_ms"] == {"txt2img": 80.0}
+
+
+STEADY = Path(__file__).parent / "data" / "fidelity-steady"
+
+
+@pytest.mark.parametrize("profile_file, bounds", [
+    # measured right after the bench: 8.3% / 13.2% / 2.9% against the run, 10.7% / 10.7%
+    # against its replay
+    ("cpu-profile.json", {"run": (0.12, 0.17), "replay": (0.14, 0.14), "attainment": 0.06}),
+    # measured 25 minutes before it: 13.4% / 19.6% and 16.2% / 15.6%
+    ("cpu-profile-earlier.json", {"run": (0.16, 0.23), "replay": (0.19, 0.19),
+                                  "attainment": 0.09}),
+])
+def test_long_fixed_points_are_predicted_within_15_percent(profile_file: str,
+                                                           bounds: dict) -> None:
+    """The goal's protocol: `lego bench --rates ... --bursts ... --requests-per-point 100
+    --point-lone-reps 3` (85-120 requests per rate point, every kind alone right before each
+    point), a profile measured right after, and --calibrate scaling each point by its own
+    lone runs (tests/unit/sim/data/fidelity-steady). Mean |error| over the 16 points, p50 /
+    p95 / attainment: 8.3% / 13.2% / 2.9% against the run; the goal is 15%. Bounds here are
+    looser; docs/scaling.md (Fidelity) has the table."""
+    import json
+
+    from lego_backend.sim.fidelity import compare_runs
+    from lego_backend.sim.profile import load_profile
+    bench = json.loads((STEADY / "bench-results.json").read_text())
+    replay = json.loads((STEADY / "bench-replay.json").read_text())
+    profile = load_profile(STEADY / profile_file)
+    report = compare(bench, profile, calibrate=True)
+    assert len(report["points"]) == 16
+    # each point ran at its own machine speed (the lone runs right before it), not one per mode
+    speeds = {r["machine_speed"] for r in report["points"]}
+    assert len(speeds) == 16 and max(speeds) / min(speeds) > 1.05
+    s = report["summary"]
+    p50, p95 = bounds["run"]
+    assert s["p50"]["mean_abs"] < p50 and s["p95"]["mean_abs"] < p95
+    assert s["attainment"]["mean_abs"] < bounds["attainment"]
+    again = compare(replay, profile, calibrate=True)["summary"]
+    p50, p95 = bounds["replay"]
+    assert again["p50"]["mean_abs"] < p50 and again["p95"]["mean_abs"] < p95
+    # one speed per mode (the lone runs at the mode's start) does worse: 15.6% p50
+    per_mode = copy.deepcopy(bench)
+    for entry in per_mode["modes"].values():
+        for p in entry["rate_sweep"] + entry["burst_sweep"]:
+            del p["lone_ms"]
+    assert compare(per_mode, profile, calibrate=True)["summary"]["p50"]["mean_abs"] > \
+        s["p50"]["mean_abs"]
+    # the two runs of the same traces disagree more than the simulator errs on either
+    # (33.7% / 21.2% p50 / p95): a monolithic point past saturation took 0.8 s in one, 3.0 s
+    # in the other
+    runs = compare_runs(bench, replay)["summary"]
+    assert runs["p50"]["mean_abs"] > max(s["p50"]["mean_abs"], again["p50"]["mean_abs"])
