@@ -56,14 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bursts", type=_loads(1.0),
                    help="measure exactly these burst multipliers (comma-separated, >= 1) "
                         "instead of searching")
-    p.add_argument("--requests-per-point", type=_positive_int,
+    p.add_argument("--requests-per-point", type=_positive(int),
                    help="requests of a rate point (trace length = this / rate; default 48, "
                         "16 with --quick); longer points measure steadier percentiles")
-    p.add_argument("--point-lone-reps", type=_positive_int,
+    p.add_argument("--point-lone-reps", type=_positive(int),
                    help="before every load point, run each workflow kind alone this many "
                         "times and record the medians (lone_ms): the machine's speed of that "
                         "minute, which sim.fidelity --calibrate scales each point by")
-    p.add_argument("--max-duration", type=_positive_float,
+    p.add_argument("--max-duration", type=_positive(float),
                    help="longest rate point in seconds (default 45, 10 with --quick)")
     return p
 
@@ -83,36 +83,31 @@ def _loads(floor: float) -> Callable[[str], tuple[float, ...]]:
     return parse
 
 
-def _positive_float(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise argparse.ArgumentTypeError(f"need a number > 0, got {text!r}")
-    return x
+def _positive(convert: Callable[[str], float]) -> Callable[[str], Any]:
+    """argparse type: one finite number > 0, parsed by `convert` (int or float)."""
+    def parse(text: str) -> Any:
+        try:
+            x = convert(text)
+        except ValueError:
+            what = "an integer" if convert is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not math.isfinite(x) or x <= 0:
+            raise argparse.ArgumentTypeError(f"need a number > 0, got {text!r}")
+        return x
+    return parse
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"need >= 1, got {n}")
-    return n
+# flags whose BenchConfig field has another name
+CONFIG_FIELD = {"rates": "rate_points", "bursts": "burst_points",
+                "max_duration": "max_duration_s"}
 
 
 def _config(args: argparse.Namespace) -> BenchConfig:
     overrides: dict[str, Any] = {}
-    for name, field_name in (("slo_scale", "slo_scale"), ("seed", "seed"),
-                             ("admission", "admission"), ("threads", "threads"),
-                             ("rates", "rate_points"), ("bursts", "burst_points"),
-                             ("requests_per_point", "requests_per_point"),
-                             ("point_lone_reps", "point_lone_reps"),
-                             ("max_duration", "max_duration_s")):
+    for name in ("slo_scale", "seed", "admission", "threads", "rates", "bursts",
+                 "requests_per_point", "point_lone_reps", "max_duration"):
         if getattr(args, name) is not None:
-            overrides[field_name] = getattr(args, name)
+            overrides[CONFIG_FIELD.get(name, name)] = getattr(args, name)
     return quick_config(**overrides) if args.quick else full_config(**overrides)
 
 

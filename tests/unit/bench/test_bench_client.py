@@ -174,13 +174,16 @@ def test_bench_cli_reads_fixed_points_and_refuses_bad_ones(capsys):
     from lego_backend.bench.run import _config, build_parser
 
     args = build_parser().parse_args(["--out", "x", "--rates", "1,1.5", "--bursts", "2,3",
-                                      "--requests-per-point", "120", "--max-duration", "90"])
+                                      "--requests-per-point", "120", "--max-duration", "90",
+                                      "--point-lone-reps", "2"])
     cfg = _config(args)
     assert cfg.rate_points == (1.0, 1.5) and cfg.burst_points == (2.0, 3.0)
     assert cfg.requests_per_point == 120 and cfg.max_duration_s == 90.0
+    assert cfg.point_lone_reps == 2
     assert cfg.as_dict()["rate_points"] == (1.0, 1.5)
     for bad in (["--rates", "0,1"], ["--rates", "a"], ["--bursts", "0.5"],
-                ["--requests-per-point", "0"], ["--max-duration", "inf"]):
+                ["--requests-per-point", "0"], ["--requests-per-point", "1.5"],
+                ["--max-duration", "inf"], ["--point-lone-reps", "-1"]):
         with pytest.raises(SystemExit):
             build_parser().parse_args(["--out", "x", *bad])
         assert "lego bench: error" in capsys.readouterr().err
