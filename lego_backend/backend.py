@@ -29,7 +29,7 @@ from lego_backend.runtime.history import PromptHistory
 from lego_backend.runtime.lanes import Lane, LaneRouter, workflow_kind
 from lego_backend.runtime.output_cache import OutputCache
 from lego_backend.runtime.records import PromptRecord, PromptRequest, SubmitResult
-from lego_backend.runtime.scheduler import LatencyModel, admit
+from lego_backend.runtime.scheduler import LatencyModel, admit, work_ahead
 from lego_backend.services import intraop
 from lego_backend.services.pool import ServicePool
 from lego_backend.services.router import ScalingRule
@@ -238,10 +238,13 @@ class Backend:
             slo_s = self.config.slo_scale * standalone
         else:
             slo_s = None
-        ahead = [self._kinds[p] for p, ln in self._lane_of.items() if ln is lane]
-        known = [self.latency.standalone(k) for k in ahead]
-        backlog = sum(v for v in known if v is not None)
-        return admit(time.monotonic(), slo_s, standalone or 0.0, backlog,
+        now = time.monotonic()
+        admitted = [(self._deadlines[p], self.latency.standalone(self._kinds[p]))
+                    for p, ln in self._lane_of.items() if ln is lane]
+        deadline = now + slo_s if slo_s is not None else float("inf")
+        backlog = work_ahead(((d, s) for d, s in admitted if s is not None), deadline,
+                             lane.runners)
+        return admit(now, slo_s, standalone or 0.0, backlog,
                      lane.work.parallelism(lane.runners),
                      self.config.admission == "strict")
 

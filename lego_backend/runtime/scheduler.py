@@ -9,7 +9,7 @@ is held back for at most `linger_s`, so requests that finish their sampler math 
 join this step instead of forming a batch of one."""
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -74,6 +74,18 @@ def admit(now: float, slo_s: float | None, standalone_s: float, backlog_s: float
     if strict and predicted > deadline:
         return Admission(False, deadline, predicted, max(1.0, predicted - deadline))
     return Admission(True, deadline, predicted)
+
+
+def work_ahead(admitted: Iterable[tuple[float, float]], deadline: float, runners: int) -> float:
+    """Standalone seconds of a lane's admitted work that a new prompt due at `deadline` waits
+    behind, from (deadline, standalone seconds) of every prompt admitted and not finished.
+    A lane that runs one prompt at a time serves them in order, so all of it. A lane that runs
+    several shares its services, whose batches `pick_batch` fills earliest deadline first:
+    work due later than the new prompt does not hold it up, and counting it refused prompts
+    that would have met their SLO (the simulator, strict admission, micro at 64 GPUs)."""
+    if runners <= 1:
+        return sum(s for _, s in admitted)
+    return sum(s for d, s in admitted if d <= deadline)
 
 
 class LatencyModel:

@@ -64,14 +64,15 @@ class Unit:
 
 class Lane:
     """Prompts admitted to one lane of a host: at most `runners` in flight, the rest wait."""
-    __slots__ = ("backlog_s", "name", "prompts", "runners", "running", "unit", "work")
+    __slots__ = ("admitted", "name", "prompts", "runners", "running", "unit", "work")
 
     def __init__(self, name: Hashable, runners: int, unit: Unit | None = None):
         self.name = name
         self.runners = runners
         self.running = 0
         self.prompts: deque[Any] = deque()  # admitted, waiting for a runner
-        self.backlog_s = 0.0  # standalone seconds of work admitted and not finished
+        # requests admitted and not finished, in admission order (a dict: deterministic sums)
+        self.admitted: dict[Any, None] = {}
         self.work = scheduler.WorkRate()  # measured parallelism, as the server's lane
         self.unit = unit  # monolithic CPU worker: the one unit all its calls go to
 

@@ -64,6 +64,36 @@ def test_strict_admission_refuses_prompts_that_would_miss_their_slo(tmp_path, de
     assert backend.queue_remaining() == 1  # the refused prompt was not queued
 
 
+@pytest.mark.parametrize("mode", ["micro", "monolithic"])
+def test_strict_admission_counts_queued_work_that_is_due_first(tmp_path, demo_models, mode):
+    """Micro's denoiser batches go earliest deadline first, so prompts queued with a lax SLO do
+    not delay a tight one; a monolithic worker runs its prompts in order, so they do."""
+    backend = _backend(tmp_path, demo_models, admission="strict", mode=mode)
+    record, _ = run(backend, txt2img(seed=1, steps=3))  # learns the standalone latency
+    assert record.status == "success"
+    standalone = backend.latency.standalone(workflow_kind(backend.compile(txt2img(steps=3))))
+    assert standalone is not None and standalone > 0
+
+    def submit(seed: int, slo_s: float) -> bool:
+        try:
+            backend.submit(PromptRequest(txt2img(seed=seed, steps=3), client_id="c",
+                                         extra_data={"lego": {"slo_ms": slo_s * 1000}}))
+        except BackPressureError:
+            return False
+        return True
+
+    assert all(submit(10 + i, 600.0) for i in range(4))  # four lax prompts queued
+    tight = 2.5 * standalone  # room for its own run and one more of the same kind
+    if mode == "monolithic":
+        assert not submit(20, tight)  # behind all four lax prompts
+        assert backend.queue_remaining() == 4
+        return
+    assert submit(20, tight)  # nothing due before it
+    assert submit(21, tight)  # one tight prompt due before it
+    assert not submit(22, tight)  # two: it would finish at 3x standalone
+    assert backend.queue_remaining() == 6
+
+
 def test_memory_budget_unloads_least_recently_used_idle_services(tmp_path, demo_models):
     backend = _backend(tmp_path, demo_models, model_memory=1)  # nothing idle may stay resident
     prompt = txt2img(seed=1, steps=2)

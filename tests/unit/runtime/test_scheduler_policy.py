@@ -116,6 +116,18 @@ def test_admission_with_measured_parallelism_predicts_the_queue_wait():
     assert admit(0.0, 6.0, 1.0, 8.0, 2.0, True).admit
 
 
+def test_work_ahead_skips_work_due_later_only_where_prompts_share_the_services():
+    from lego_backend.runtime.scheduler import work_ahead
+
+    admitted = [(30.0, 6.0), (9.0, 2.0), (12.0, 2.0), (5.0, 1.5)]  # (deadline, standalone s)
+    # several runners: batches go earliest deadline first, so only work due by 12 s is ahead
+    assert work_ahead(admitted, deadline=12.0, runners=16) == 5.5
+    assert work_ahead(admitted, deadline=4.0, runners=16) == 0.0
+    assert work_ahead(admitted, deadline=float("inf"), runners=16) == 11.5
+    # one runner (a monolithic worker) runs them in order: all of it is ahead
+    assert work_ahead(admitted, deadline=4.0, runners=1) == 11.5
+
+
 def test_batch_limit_counts_rows_and_the_head_always_runs():
     # CFG steps add 2 rows each: a 16-row limit takes 8 of them, in deadline order
     waiting = [Waiting("A", float(i), 0.0, i, rows=2) for i in range(10)]

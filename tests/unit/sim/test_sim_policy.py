@@ -132,3 +132,24 @@ def test_strict_admission_uses_the_lanes_measured_parallelism(monkeypatch, toy_p
     monkeypatch.setattr(scheduler.WorkRate, "parallelism", lambda self, runners: 1.0)
     cautious = simulate(toy_profile, cfg, reqs)
     assert optimistic.rejected < cautious.rejected
+
+
+def test_strict_admission_counts_only_work_due_first_as_the_server(monkeypatch) -> None:
+    """The backlog admission divides comes from scheduler.work_ahead: on a mix of SD1.5
+    (9 s SLOs) and SDXL (30 s) on shared GPUs, counting every admitted prompt as ahead refuses
+    requests that the earliest-deadline-first batches would have served in time."""
+    from lego_backend.sim.profile import load_profile
+    from lego_backend.sim.workload import load_mix
+
+    profile, mix = load_profile(None), load_mix("default")
+    reqs = _requests(mix, profile, rate=0.6, duration=600.0, seed=5)  # light load, 4 GPUs
+    cluster = ClusterSpec(gpus=4)
+    best_effort = simulate(profile, SimConfig(cluster=cluster), reqs)
+    assert best_effort.attainment == 1.0  # nothing here needs refusing
+    strict = simulate(profile, SimConfig(cluster=cluster, strict_admission=True), reqs)
+    assert strict.rejected == 0 and strict.attainment == 1.0
+    monkeypatch.setattr(scheduler, "work_ahead",
+                        lambda admitted, deadline, runners: sum(s for _, s in admitted))
+    everything_ahead = simulate(profile, SimConfig(cluster=cluster, strict_admission=True),
+                                reqs)
+    assert everything_ahead.rejected > 10
