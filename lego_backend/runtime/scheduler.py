@@ -116,7 +116,6 @@ class WorkRate:
     def __init__(self, window: int = 32):
         self.window = window
         self._running = 0
-        self._busy_since: float | None = None
         self._samples: list[tuple[float, float]] = []  # (standalone s done, busy s it took)
         self._busy_s = 0.0  # busy time since the last completion
         self._last: float | None = None

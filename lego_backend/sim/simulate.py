@@ -66,7 +66,8 @@ class SimConfig:
     strict_admission: bool = False  # `lego serve --admission strict`
     route_choices: int = 2  # replicas sampled per routing decision (power of k choices)
     spread: float = 2.0  # micro: replicas per service = this x its GPU share (packing two
-    # services per GPU evens out load: +40% sustained rate at 8 GPUs, +5% at 64, vs 1.0)
+    # services per GPU: against 1.0 the same sustained rate at 8-64 GPUs, a larger burst at
+    # 8, 6% less rate at 512; docs/scaling.md, finding 3)
     max_adapters: int = 8  # micro: LoRAs/ControlNets cached per GPU (LRU; loads are cheap)
     # what a call's Waiting.deadline carries: "slo" = the prompt's deadline (as the server);
     # "laxity" = deadline minus the standalone work the prompt still has (least slack first)
@@ -330,7 +331,7 @@ class Simulation:
 
     def _submit(self, unit: Any, key: Any, op: str, st: _Req, rows: int) -> None:
         due = st.deadline
-        if self.laxity:
+        if self.laxity and st.pass_i < len(st.passes):  # past the last pass: the decode
             p = st.passes[st.pass_i]
             due -= (p.steps - st.step) * st.per_step
         call = st.call

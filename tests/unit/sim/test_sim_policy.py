@@ -153,3 +153,15 @@ def test_strict_admission_counts_only_work_due_first_as_the_server(monkeypatch) 
     everything_ahead = simulate(profile, SimConfig(cluster=cluster, strict_admission=True),
                                 reqs)
     assert everything_ahead.rejected > 10
+
+
+def test_laxity_deadlines_finish_every_request_and_change_the_order(toy_profile,
+                                                                    toy_mix) -> None:
+    """`--deadline laxity` hands pick_batch the deadline minus the steps still to run (the
+    decode after the last pass included); same arrivals, a different schedule."""
+    reqs = _requests(toy_mix, toy_profile, rate=30.0, duration=5.0)
+    cluster = ClusterSpec(gpus=1)
+    slo = simulate(toy_profile, SimConfig(cluster=cluster), reqs)
+    laxity = simulate(toy_profile, SimConfig(cluster=cluster, deadline="laxity"), reqs)
+    assert laxity.completed == slo.completed == len(reqs)
+    assert (laxity.p50_ms, laxity.p95_ms) != (slo.p50_ms, slo.p95_ms)
