@@ -254,12 +254,18 @@ def main(argv: list[str]) -> int:
                         "also score the simulator against the runs' mean, and the runs "
                         "against each other (the bench's own repeatability)")
     p.add_argument("--calibrate", action="store_true",
-                   help="scale the profile per mode to the machine's speed in the bench's own "
-                        "lone runs (machine_speed), and report the uncalibrated errors too")
+                   help="scale the profile to the machine's speed in the bench's own lone "
+                        "runs (machine_speed): per point where the bench recorded them "
+                        "(lego bench --point-lone-reps 3), else per mode from its standalone "
+                        "runs; the uncalibrated errors are reported too")
     args = p.parse_args(argv)
     bench = json.loads(args.bench_results.read_text("utf-8"))
     profile = load_profile(args.profile)
     report = compare(bench, profile, args.calibrate)
+    if args.calibrate and not any(p.get("lone_ms") for _, _, p in _points(bench)):
+        print("note: this bench recorded no lone runs per point, so it is calibrated once per "
+              "mode; `lego bench --point-lone-reps 3` records them (docs/scaling.md, "
+              "Fidelity)", file=sys.stderr)
     if args.calibrate:
         report["uncalibrated_summary"] = compare(bench, profile)["summary"]
     if args.replay:

@@ -254,3 +254,26 @@ def test_the_default_sweep_with_lone_runs_is_predicted_within_15_percent() -> No
         assert att < points
     runs = compare_runs(bench, replay)["summary"]
     assert 0.08 < runs["p50"]["mean_abs"] < 0.14  # the bench's own repeatability that evening
+
+
+def test_fidelity_cli_says_when_a_bench_has_no_lone_runs_per_point(tmp_path, capsys) -> None:
+    """--calibrate on a bench without per-point lone runs falls back to one speed per mode,
+    and says how to record them; with them it says nothing."""
+    import json
+
+    from lego_backend.sim.fidelity import main
+    bench = json.loads((SWEEP / "bench-results.json").read_text())
+    for entry in bench["modes"].values():
+        entry["rate_sweep"] = entry["rate_sweep"][:1]  # one point per mode is enough here
+        entry["burst_sweep"] = []
+    with_lone = tmp_path / "with.json"
+    with_lone.write_text(json.dumps(bench))
+    for entry in bench["modes"].values():
+        del entry["rate_sweep"][0]["lone_ms"]
+    without = tmp_path / "without.json"
+    without.write_text(json.dumps(bench))
+    profile = str(SWEEP / "cpu-profile.json")
+    assert main([str(with_lone), profile, "--calibrate"]) == 0
+    assert "--point-lone-reps" not in capsys.readouterr().err
+    assert main([str(without), profile, "--calibrate"]) == 0
+    assert "lego bench --point-lone-reps 3" in capsys.readouterr().err
