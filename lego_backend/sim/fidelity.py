@@ -262,7 +262,7 @@ def main(argv: list[str]) -> int:
     bench = json.loads(args.bench_results.read_text("utf-8"))
     profile = load_profile(args.profile)
     report = compare(bench, profile, args.calibrate)
-    if args.calibrate and not any(p.get("lone_ms") for _, _, p in _points(bench)):
+    if args.calibrate and not any(pt.get("lone_ms") for _, _, pt in _points(bench)):
         print("note: this bench recorded no lone runs per point, so it is calibrated once per "
               "mode; `lego bench --point-lone-reps 3` records them (docs/scaling.md, "
               "Fidelity)", file=sys.stderr)
